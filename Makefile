@@ -1,0 +1,46 @@
+# `make run`: venv, install, ingest corpus/ if the index is missing or stale, launch the UI.
+# `make test`: the whole test suite, the evaluation gate included.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 7860
+export HF_HUB_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: install run ingest serve test test-fast eval bench clean
+
+install: $(STAMP)
+
+# torch first, alone: the CPU build on this disk. Asked for later by sentence-transformers,
+# a bare requirement would fetch a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+ingest: install
+	$(BIN)/knee ingest --if-stale
+
+run: ingest
+	$(BIN)/knee serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not browser and not server and not slow"
+
+eval: install
+	$(BIN)/knee eval
+
+bench: install
+	$(BIN)/knee bench
+
+clean:
+	rm -rf .knee runs artifacts .pytest_cache

@@ -1,0 +1,1 @@
+"""Ingest: files on disk -> articles -> chunks -> the store (see `ingest.pipeline`)."""

