@@ -170,24 +170,23 @@ class Ingestor:
             batch_size=max(len(docs), 1),
         )
 
-    def _delete_stale(self, source: str, before: float) -> int:
+    def _delete_stale(self, source: str, before: float | None, keep: tuple[set[str], set[str]] = (set(), set())) -> int:
+        """Delete an article's records that are not its committed version: those the record
+        manager last saw before `before` (all of them when None), and any record of the article in
+        Chroma that is not in `keep` (left by a run killed between a write and its bookkeeping).
+        Returns the number of chunks deleted."""
         deleted_chunks = 0
-        for rm, vs in ((self.rm_chunks, self.store.chunks), (self.rm_sentences, self.store.sentences)):
-            while keys := rm.list_keys(group_ids=[source], before=before, limit=1000):
-                vs.delete(ids=keys)
-                rm.delete_keys(keys)
-                if rm is self.rm_chunks:
-                    deleted_chunks += len(keys)
-        return deleted_chunks
-
-    def _delete_source(self, source: str) -> int:
-        deleted_chunks = 0
-        for rm, vs in ((self.rm_chunks, self.store.chunks), (self.rm_sentences, self.store.sentences)):
-            while keys := rm.list_keys(group_ids=[source], limit=1000):
-                vs.delete(ids=keys)
-                rm.delete_keys(keys)
-                if rm is self.rm_chunks:
-                    deleted_chunks += len(keys)
+        pairs = ((self.rm_chunks, self.store.chunks, keep[0]), (self.rm_sentences, self.store.sentences, keep[1]))
+        for rm, vs, keep_ids in pairs:
+            doomed = set(rm.list_keys(group_ids=[source], before=before))
+            doomed.update(vs._collection.get(where={"source": source}, include=[])["ids"])
+            doomed -= keep_ids
+            if doomed:
+                ids = sorted(doomed)
+                vs.delete(ids=ids)
+                rm.delete_keys(ids)
+            if rm is self.rm_chunks:
+                deleted_chunks = len(doomed)
         return deleted_chunks
 
     def ingest_article(self, article: Article, chunks: list[Chunk], report: IngestReport, previous: ManifestEntry | None) -> None:
@@ -208,7 +207,9 @@ class Ingestor:
                 updated_at=time.time(),
             )
         )
-        deleted = self._delete_stale(article.source, started)
+        deleted = self._delete_stale(
+            article.source, started, ({doc_hash(d) for d in chunk_docs}, {doc_hash(d) for d in sentence_docs})
+        )
         added = result["num_added"]
         replaced = min(added, deleted) if previous else 0
         report.added += added - replaced
@@ -232,7 +233,7 @@ class Ingestor:
             if source in present:
                 continue
             self.manifest.commit(ManifestEntry(source, entry.doc_id, entry.title, entry.file_sha, entry.pipeline, (), (), time.time()))
-            report.deleted += self._delete_source(source)
+            report.deleted += self._delete_stale(source, None)
             self.manifest.remove([source])
             report.articles["removed"] += 1
 

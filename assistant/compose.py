@@ -1,0 +1,135 @@
+"""The composer: retrieved passages -> a short answer in which every sentence is a cited source sentence.
+
+Extractive, no LLM: it ranks the sentences of the retrieved passages against the question (sentence
+vectors were embedded at ingest; only the question is embedded now), picks the most direct one
+first, adds others that are relevant but not redundant (maximal marginal relevance), and cites each.
+Sentences are quoted verbatim, so every claim in an answer is a claim of the knowledge base.
+When no sentence is relevant enough it abstains.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.retrieve import KnowledgeIndex, tokenize
+from knee.config import Settings
+from knee.models import Citation, Passage
+
+# A sentence that opens with one of these leans on the sentence before it.
+_DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
+_CLINICIAN = re.compile(r"\b(?:physio\w*|doctor|gp|clinician|emergency department|a&e|urgent care|nhs 111)\b", re.I)
+REFERRAL_SECTION = "When to see a physiotherapist or GP"
+
+ABSTAIN_TEXT = (
+    "I'm sorry, my knowledge base does not cover that, so I can't give you a reliable answer. "
+    "I can only answer questions about runner's knee (pain around or behind the kneecap). "
+    "A physiotherapist or your GP can assess your knee and answer questions like this one."
+)
+
+
+@dataclass
+class Candidate:
+    passage_rank: int
+    sentence_idx: int
+    text: str
+    vector: np.ndarray
+    relevance: float  # cosine to the question
+    score: float  # relevance plus small bonuses
+
+
+class Composer:
+    def __init__(self, index: KnowledgeIndex, settings: Settings):
+        self.index = index
+        self.settings = settings
+        self.referral = index.find_section(REFERRAL_SECTION)
+
+    def candidates(self, question: str, q: np.ndarray, passages: list[Passage]) -> list[Candidate]:
+        q_terms = set(tokenize(question))
+        out = []
+        seen: set[str] = set()
+        for rank, p in enumerate(passages):
+            bank = self.index.sentences.get(p.key)
+            if bank is None or not len(bank.texts):
+                continue
+            rel = bank.vectors @ q
+            for i, (text, r) in enumerate(zip(bank.texts, rel)):
+                norm = " ".join(text.split()).lower()
+                if norm in seen or text.rstrip().endswith("?") or len(text.split()) < 4:
+                    continue
+                seen.add(norm)
+                overlap = len(q_terms & set(tokenize(text))) / max(len(q_terms), 1)
+                score = float(r) + 0.12 * overlap + 0.03 / (1 + rank)
+                if _DANGLING.match(text):
+                    score -= 0.06
+                out.append(Candidate(rank, i, text, bank.vectors[i], float(r), score))
+        out.sort(key=lambda c: -c.score)
+        return out
+
+    def select(self, candidates: list[Candidate], max_sentences: int, max_words: int) -> list[Candidate]:
+        s = self.settings
+        if not candidates or candidates[0].relevance < s.min_relevance:
+            return []
+        best = candidates[0]
+        chosen = [best]
+        words = len(best.text.split())
+        pool = candidates[1:]
+        while pool and len(chosen) < max_sentences:
+            def mmr(c: Candidate) -> float:
+                redundancy = max(float(c.vector @ x.vector) for x in chosen)
+                return c.score - 0.5 * redundancy
+
+            pool.sort(key=mmr, reverse=True)
+            nxt = pool.pop(0)
+            redundancy = max(float(nxt.vector @ x.vector) for x in chosen)
+            if nxt.score < best.score - 0.15 or nxt.relevance < s.min_relevance - 0.04:
+                break  # the rest answer something else
+            if redundancy > 0.85:
+                continue  # says again what is said
+            if words + len(nxt.text.split()) > max_words:
+                continue
+            chosen.append(nxt)
+            words += len(nxt.text.split())
+        # The most direct sentence first; the others in reading order, so they flow.
+        rest = sorted(chosen[1:], key=lambda c: (c.passage_rank, c.sentence_idx))
+        return [best] + rest
+
+    def compose(self, question: str, q: np.ndarray, passages: list[Passage]) -> tuple[str, list[Citation]] | None:
+        """The answer Markdown and its citations, or None to abstain."""
+        s = self.settings
+        referral_words = 0
+        referral_text = None
+        if self.referral is not None:
+            bank = self.index.sentences.get(self.referral.key)
+            if bank is not None and bank.texts:
+                referral_text = bank.texts[0]
+                referral_words = len(referral_text.split())
+        chosen = self.select(
+            self.candidates(question, q, passages),
+            max_sentences=s.max_sentences - (1 if referral_text else 0),
+            max_words=s.max_words - referral_words,
+        )
+        if not chosen:
+            return None
+        numbers: dict[str, int] = {}
+        cited: list[Passage] = []
+        parts = []
+
+        def cite(p: Passage) -> int:
+            if p.id not in numbers:
+                numbers[p.id] = len(numbers) + 1
+                cited.append(p)
+            return numbers[p.id]
+
+        for c in chosen:
+            parts.append(f"{c.text} [{cite(passages[c.passage_rank])}]")
+        # Every answer leaves a way to a clinician, in the knowledge base's own (cited) words.
+        if referral_text and not any(_CLINICIAN.search(c.text) for c in chosen):
+            parts.append(f"{referral_text} [{cite(self.referral)}]")
+        citations = [
+            Citation(n=numbers[p.id], title=p.title, section=p.section_label, source=p.source, text=p.text, references=p.references)
+            for p in cited
+        ]
+        return " ".join(parts), citations
