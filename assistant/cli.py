@@ -8,7 +8,7 @@ import time
 from typing import IO, Iterator
 
 from assistant.pipeline import load_assistant
-from knee.cli import CliError
+from knee.errors import CliError
 from knee.config import Settings
 from knee.models import Answer
 

@@ -14,15 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.retrieve import KnowledgeIndex, tokenize
+from assistant.retrieve import KnowledgeIndex, expand_query, tokenize
 from knee.config import Settings
 from knee.models import Citation, Passage
 
 # A sentence that opens with one of these leans on the sentence before it.
 _DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
-_CLINICIAN = re.compile(r"\b(?:physio\w*|doctor|gp|clinician|emergency department|a&e|urgent care|nhs 111)\b", re.I)
+_CLINICIAN = re.compile(r"\b(?:physiotherapists?|physios?|doctors?|gp|clinicians?|emergency department|a&e|urgent care|nhs 111)\b", re.I)
 REFERRAL_SECTION = "When to see a physiotherapist or GP"
+# Words of the knee's world. A question without any ("is creatine good for sprinters?") must be
+# closer to a sentence before it is answered: the corpus says general things about running and
+# strength that sound relevant to many questions it does not cover.
+_ON_TOPIC = re.compile(
+    r"\b(?:knee|kneecap|knee ?cap|patell\w*|pfp|pfps|quad\w*|glute\w*|hips?|calf|calves|thigh|hamstrings?|pain\w*|hurt\w*|ach\w*"
+    r"|sore\w*|injur\w*|stairs|squat\w*|lunge\w*|cadence|step rate|stride|insoles?|orthos[ei]s|orthotics?|tap(?:e|ing)|brac(?:e|es|ing)"
+    r"|foam|physio\w*|mri|x-?rays?|scans?|surgery|arthroscop\w*|exercis\w*|strength\w*|reps?|sets|consensus|ottawa|itb|iliotibial"
+    r"|tendon\w*|menisc\w*|osgood|clicks?|grind\w*|swell\w*|red flags?|warning signs?|downhill|hills?|return to running|runner'?s knee"
+    r"|recover\w*|heal\w*|go away|gets? better|prognosis)\b",
+    re.I,
+)
 
+GENERIC_PENALTY = 0.5
 ABSTAIN_TEXT = (
     "I'm sorry, my knowledge base does not cover that, so I can't give you a reliable answer. "
     "I can only answer questions about runner's knee (pain around or behind the kneecap). "
@@ -47,7 +59,7 @@ class Composer:
         self.referral = index.find_section(REFERRAL_SECTION)
 
     def candidates(self, question: str, q: np.ndarray, passages: list[Passage]) -> list[Candidate]:
-        q_terms = set(tokenize(question))
+        q_terms = set(tokenize(expand_query(question)))
         out = []
         seen: set[str] = set()
         for rank, p in enumerate(passages):
@@ -55,22 +67,23 @@ class Composer:
             if bank is None or not len(bank.texts):
                 continue
             rel = bank.vectors @ q
+            generic = bank.generic if bank.generic is not None else np.zeros(len(rel))
             for i, (text, r) in enumerate(zip(bank.texts, rel)):
                 norm = " ".join(text.split()).lower()
                 if norm in seen or text.rstrip().endswith("?") or len(text.split()) < 4:
                     continue
                 seen.add(norm)
                 overlap = len(q_terms & set(tokenize(text))) / max(len(q_terms), 1)
-                score = float(r) + 0.12 * overlap + 0.03 / (1 + rank)
+                score = float(r) + 0.12 * overlap + 0.03 / (1 + rank) - GENERIC_PENALTY * float(generic[i])
                 if _DANGLING.match(text):
                     score -= 0.06
                 out.append(Candidate(rank, i, text, bank.vectors[i], float(r), score))
         out.sort(key=lambda c: -c.score)
         return out
 
-    def select(self, candidates: list[Candidate], max_sentences: int, max_words: int) -> list[Candidate]:
+    def select(self, candidates: list[Candidate], max_sentences: int, max_words: int, floor: float) -> list[Candidate]:
         s = self.settings
-        if not candidates or candidates[0].relevance < s.min_relevance:
+        if not candidates or candidates[0].relevance < floor:
             return []
         best = candidates[0]
         chosen = [best]
@@ -86,7 +99,7 @@ class Composer:
             redundancy = max(float(nxt.vector @ x.vector) for x in chosen)
             if nxt.score < best.score - 0.15 or nxt.relevance < s.min_relevance - 0.04:
                 break  # the rest answer something else
-            if redundancy > 0.85:
+            if redundancy > 0.78:
                 continue  # says again what is said
             if words + len(nxt.text.split()) > max_words:
                 continue
@@ -96,9 +109,12 @@ class Composer:
         rest = sorted(chosen[1:], key=lambda c: (c.passage_rank, c.sentence_idx))
         return [best] + rest
 
-    def compose(self, question: str, q: np.ndarray, passages: list[Passage]) -> tuple[str, list[Citation]] | None:
-        """The answer Markdown and its citations, or None to abstain."""
+    def compose(self, question: str, q: np.ndarray, passages: list[Passage], topic_text: str | None = None) -> tuple[str, list[Citation]] | None:
+        """The answer Markdown and its citations, or None to abstain. `question` gives the words
+        sentences are matched on; `topic_text` (the question with the earlier turns it leans on)
+        decides which relevance bar applies."""
         s = self.settings
+        floor = s.min_relevance if _ON_TOPIC.search(topic_text or question) else s.min_relevance_off_topic
         referral_words = 0
         referral_text = None
         if self.referral is not None:
@@ -110,6 +126,7 @@ class Composer:
             self.candidates(question, q, passages),
             max_sentences=s.max_sentences - (1 if referral_text else 0),
             max_words=s.max_words - referral_words,
+            floor=floor,
         )
         if not chosen:
             return None

@@ -173,9 +173,13 @@ class Assistant(Runnable[dict, Answer]):
             return self._finish(Answer(text, "refuse", REFUSALS[verdict.refusal], refusal=verdict.refusal), started, timings)
 
         query = resolve_follow_up(text, earlier, self.settings.history_turns)
+        compose_vec = q_vec
         if query != text:
+            # Search and rank with the blend of the question and the question with its earlier
+            # turns, so that "how many reps of those?" finds reps among the exercise passages.
             t2 = time.perf_counter()
-            q_vec = self.embed_one(query)
+            blend = q_vec + self.embed_one(query)
+            compose_vec = q_vec = blend / np.linalg.norm(blend)
             timings["embed"] += (time.perf_counter() - t2) * 1000
         t3 = time.perf_counter()
         try:
@@ -184,7 +188,7 @@ class Assistant(Runnable[dict, Answer]):
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         timings["retrieve"] = (time.perf_counter() - t3) * 1000
         t4 = time.perf_counter()
-        composed = self.composer.compose(query, q_vec, passages)
+        composed = self.composer.compose(text, compose_vec, passages, topic_text=query)
         timings["compose"] = (time.perf_counter() - t4) * 1000
         if composed is None:
             return self._finish(Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)

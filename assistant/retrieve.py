@@ -49,8 +49,33 @@ def stem(word: str) -> str:
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+# Everyday words that stand for the corpus's words after stemming.
+SYNONYMS = {"rep": "repetition", "physio": "physiotherapist", "knee-cap": "kneecap", "pfp": "patellofemoral"}
+
+
 def tokenize(text: str) -> list[str]:
-    return [stem(t) for t in _TOKEN.findall(text.lower().replace("'", "")) if t not in STOPWORDS]
+    out = []
+    for t in _TOKEN.findall(text.lower().replace("'", "")):
+        if t not in STOPWORDS:
+            s = stem(t)
+            out.append(SYNONYMS.get(s, s))
+    return out
+
+
+# Question words that the corpus says in other words: added to the lexical side of retrieval and
+# of sentence ranking.
+EXPANSIONS = (
+    (re.compile(r"\bhow often\b|\bfrequency\b", re.I), " times per week"),
+    (re.compile(r"\bhow many (?:reps|repetitions|sets)\b|\breps\b", re.I), " sets repetitions"),
+    (re.compile(r"\bhow long\b", re.I), " weeks months years"),
+    (re.compile(r"\binsoles?\b|\borthotics?\b", re.I), " orthoses"),
+    (re.compile(r"\bbraces?\b", re.I), " bracing"),
+)
+
+
+
+def expand_query(text: str) -> str:
+    return text + "".join(extra for pattern, extra in EXPANSIONS if pattern.search(text))
 
 
 # --------------------------------------------------------------------------- the loaded index
@@ -60,6 +85,7 @@ def tokenize(text: str) -> list[str]:
 class SentenceBank:
     texts: list[str]
     vectors: np.ndarray  # rows normalised
+    generic: np.ndarray | None = None  # how close each sentence is to the corpus as a whole
 
 
 class KnowledgeIndex:
@@ -104,6 +130,15 @@ class KnowledgeIndex:
         for key, rows in grouped.items():
             rows.sort(key=lambda r: r[0])
             self.sentences[key] = SentenceBank([r[1] for r in rows], np.asarray([r[2] for r in rows], dtype=np.float32))
+        # Some sentences are near every question ("Exercise therapy is the main treatment for
+        # runner's knee."): closeness to the centroid of all sentences measures that, above the median.
+        if self.sentences:
+            everything = np.concatenate([b.vectors for b in self.sentences.values()])
+            centroid = everything.mean(axis=0)
+            centroid /= np.linalg.norm(centroid)
+            median = float(np.median(everything @ centroid))
+            for bank in self.sentences.values():
+                bank.generic = np.maximum(bank.vectors @ centroid - median, 0.0)
         self.faq_keys = faq_keys
         self.faq_vectors = np.asarray(faq_vectors, dtype=np.float32).reshape(-1, self.chunk_vectors.shape[1])
 
@@ -205,7 +240,7 @@ class HybridRetriever(BaseRetriever):
         dense_ids = [doc.id for doc, _ in dense if doc.id in index.committed]
         t2 = time.perf_counter()
 
-        scores = index.bm25.vectorizer.get_scores(index.bm25.preprocess_func(query))
+        scores = index.bm25.vectorizer.get_scores(index.bm25.preprocess_func(expand_query(query)))
         mask = index.mask(audience, topic)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)

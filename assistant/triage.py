@@ -127,6 +127,7 @@ CONCEPTS: dict[str, str] = {
         r"(?:swell\w*|swollen|puffed up|ballooned|blew up)[^.;!?]{0,40}?(?:straight away|right away|immediately|within (?:an? |a few |\d+ |one |two |the )?(?:minutes?|hours?)"
         r"|quickly|rapidly|fast|huge|massive|like a balloon|instantly|in minutes|twice (?:the|its) (?:normal )?size|double)"
         r"|(?:huge|massive|big|large|severe|rapid|sudden|lots of|a lot of) (?:swelling|amount of swelling)|ballooned|blew up|puffed up|swelled up"
+        r"|(?:massively|hugely|really|very|badly|extremely|super|so) (?:swollen|swelled)"
     ),
     "pop": r"(?:heard|felt|there was) (?:a |an |something )?(?:loud )?(?:pop|crack|snap|tear|rip|clunk)|went pop|popping sound|\bsnapped\b",
     "locked": (
@@ -555,7 +556,7 @@ _MEDICINES = (
     r"|pain ?killers?|pain relief (?:tablets|pills|medication)|anti[- ]?inflammator(?:y|ies)|steroids?|cortisone|prednisolone|voltaren|advil"
     r"|tylenol|aleve|nurofen|motrin|celecoxib|opioids?|gabapentin|pregabalin|medications?|(?:take|taking|took|any|which|what) medicines?"
     r"|medicines? for|tablets?|pills?|drugs?|injections?"
-    r"|supplements?|glucosamine|turmeric|collagen|cbd"
+    r"|supplements?|glucosamine|turmeric|collagen|cbd|creatine"
 )
 _MEDICATION = re.compile(r"\b(?:" + _MEDICINES + r")\b")
 _DOSE = re.compile(r"\b(?:dose|doses|dosage|how (?:much|many)|mg|milligrams?|ml|max(?:imum)?|per day|a day|twice|times a day|take|prescribe)\b")

@@ -39,7 +39,7 @@ def split_sentences(text: str) -> list[str]:
     for m in _BOUNDARY.finditer(text):
         end = m.end(1)
         words = text[start:end].split()
-        last = words[-1].lower().rstrip(".!?\"'\u201d\u2019)]") if words else ""
+        last = words[-1].lower().rstrip(".!?\"'\u201d\u2019)]").lstrip("(['\"\u201c\u2018") if words else ""
         # "et al. 2016", "e.g. Dr. Smith", initials such as "K. M." are not sentence ends.
         if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha() and text[end - 1] == "."):
             continue

@@ -73,13 +73,14 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
                 # Hidden and underscore-prefixed files, and README files, are not articles.
                 if any(p.startswith((".", "_")) for p in rel) or f.stem.upper() == "README":
                     continue
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES:
+                # A broken link is listed too, so it gets its own error instead of vanishing.
+                if (f.is_file() or f.is_symlink()) and f.suffix.lower() in SUPPORTED_SUFFIXES:
                     files.append(f)
         elif path.is_file() or path.is_symlink():
             files.append(path)
         else:
             errors.append(f"{path}: no such file or folder")
-    unique = list(dict.fromkeys(f.resolve() for f in files))
+    unique = list(dict.fromkeys(f.absolute() for f in files))
     return unique, errors
 
 

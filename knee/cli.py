@@ -15,8 +15,7 @@ from pathlib import Path
 import knee  # noqa: F401  (telemetry off before anything else is imported)
 
 
-class CliError(Exception):
-    """A problem to report in one line, then exit 1."""
+from knee.errors import CliError
 
 
 def _settings(args):

@@ -74,7 +74,11 @@ class Settings:
     # Composer.
     max_sentences: int = 5
     max_words: int = 120
-    min_relevance: float = 0.42  # below this best sentence cosine, the composer abstains
+    # Below these cosines between the question and its best sentence, the composer abstains: the
+    # lower bar for questions that name something of the knee's world, the higher one for others
+    # (calibrated on in- and out-of-scope questions; see evals/).
+    min_relevance: float = 0.40
+    min_relevance_off_topic: float = 0.55
 
     # Chat history: how many earlier user turns a follow-up may draw on.
     history_turns: int = 2

@@ -160,7 +160,7 @@ def test_incremental_ingest_counts(small_corpus, tmp_path):
     text = edited.read_text()
     paragraph = next(line for line in text.splitlines() if len(line) > 80 and not line.startswith(("#", "-", "<", "title", "  ")))
     edited.write_text(text.replace(paragraph, paragraph + " Small, steady changes are easier to keep up."))
-    assert stale_files([small_corpus], settings) == [edited.resolve()]
+    assert stale_files([small_corpus], settings) == [edited.absolute()]
     one_edit = Ingestor(settings).run([small_corpus])
     after = Manifest(settings.manifest_path).entries()
     assert one_edit.articles == {"new": 0, "changed": 1, "unchanged": 2, "removed": 0}

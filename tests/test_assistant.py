@@ -1,0 +1,219 @@
+"""The assistant end to end on the real corpus: grounded, cited answers; abstention; follow-ups;
+the batch format; the clinician lookup; bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import run_knee
+from knee.models import Answer
+
+MARKER = re.compile(r"\s*\[(\d+)\]")
+
+
+def sentences_with_markers(answer: Answer) -> list[tuple[str, list[int]]]:
+    """Split an answer into (sentence, [n, ...]): each sentence ends with its markers."""
+    out = []
+    for piece in re.finditer(r"(.+?)((?:\s*\[\d+\])+)(?=\s|$)", answer.answer, re.S):
+        out.append((piece.group(1).strip(), [int(n) for n in MARKER.findall(piece.group(2))]))
+    return out
+
+
+def norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def assert_grounded(answer: Answer) -> None:
+    """Every [n] has its citation; every sentence carries a marker and is in its cited passage."""
+    numbers = {c.n for c in answer.citations}
+    assert numbers == set(range(1, len(answer.citations) + 1))
+    markers = {int(n) for n in MARKER.findall(answer.answer)}
+    assert markers == numbers
+    pieces = sentences_with_markers(answer)
+    assert norm(MARKER.sub("", answer.answer)) == norm(" ".join(p for p, _ in pieces))  # nothing uncited
+    for sentence, ns in pieces:
+        assert ns
+        for n in ns:
+            passage = next(c for c in answer.citations if c.n == n).text
+            assert norm(sentence) in norm(passage), (sentence, passage[:200])
+
+
+QUESTIONS = [
+    "What is runner's knee?",
+    "which exercises help runners knee",
+    "How many sets and reps should I do?",
+    "Should I stop running completely?",
+    "how much pain is ok when running",
+    "Does changing my cadence help?",
+    "Do insoles help with knee pain?",
+    "Is taping or a knee brace worth it?",
+    "Why should I strengthen my calves?",
+    "Will runner's knee go away on its own?",
+    "What else could my knee pain be?",
+    "How can I prevent runner's knee?",
+    "Why does my knee hurt going down stairs?",
+    "Does foam rolling help?",
+    "What do the consensus statements say about hip and knee exercise?",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_answers_are_short_grounded_and_cited(assistant, question):
+    answer = assistant.invoke({"question": question, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert_grounded(answer)
+    n_sentences = len(sentences_with_markers(answer))
+    assert 2 <= n_sentences <= 5
+    assert len(MARKER.sub("", answer.answer).split()) <= 130
+    # Always a way to a clinician.
+    assert re.search(r"physio|doctor|\bGP\b|clinician", answer.answer)
+    for c in answer.citations:
+        assert c.title and c.section and c.source.startswith("corpus/")
+
+
+def test_the_answer_states_the_exercise_dose(assistant):
+    answer = assistant.invoke({"question": "How many sets and reps of the exercises should I do, and how often?", "history": []})
+    assert answer.behavior == "answer"
+    assert "3 sets" in answer.answer and re.search(r"8 to 10|8-10|8\u201310", answer.answer)
+
+
+def test_an_faq_question_brings_its_entry_first(assistant):
+    faq = [p for p in assistant.index.passages if p.question]
+    assert faq
+    entry = faq[3]
+    hits = assistant.retriever.search(entry.question, k=3)
+    assert hits[0].key == entry.key
+
+
+def test_follow_up_uses_the_earlier_turn(assistant):
+    history = [
+        {"role": "user", "content": "Which exercises help runner's knee?"},
+        {"role": "assistant", "content": "Squats, lunges, step-ups, bridges and clam shells [1]."},
+    ]
+    follow = assistant.invoke({"question": "how many reps of those?", "history": history})
+    alone = assistant.invoke({"question": "how many reps of those?", "history": []})
+    assert follow.behavior == "answer"
+    assert re.search(r"\b8\b|repetition|reps", follow.answer), follow.answer
+    assert_grounded(follow)
+    assert follow.answer != alone.answer
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["How do I fix a flat bicycle tyre?", "What's the best mortgage rate?", "Tell me about the history of the Roman empire"],
+)
+def test_abstains_or_refuses_when_the_knowledge_base_has_nothing(assistant, question):
+    answer = assistant.invoke({"question": question, "history": []})
+    assert answer.behavior == "refuse"
+    assert answer.citations == []
+
+
+def test_abstention_suggests_a_physiotherapist(assistant):
+    answer = assistant.invoke({"question": "What is the best way to train for a faster marathon time?", "history": []})
+    assert answer.behavior == "refuse"
+    assert "physiotherapist" in answer.answer.lower()
+
+
+@pytest.mark.parametrize(
+    "message,refusal",
+    [
+        ("", "invalid_input"),
+        ("   \n\t ", "invalid_input"),
+        ("\x00\x01\x02\x03\ufffd\ufffd", "invalid_input"),
+        ("%%%% $$$ 1234 ####", "invalid_input"),
+        ("knee " * 30000, "invalid_input"),
+        ("Mi rodilla me duele cuando corro cuesta abajo, ¿qué ejercicios debo hacer?", "not_english"),
+        ("膝盖疼痛怎么办", "not_english"),
+    ],
+    ids=["empty", "whitespace", "binary", "symbols", "150kB", "spanish", "chinese"],
+)
+def test_bad_input_gets_a_clear_answer(assistant, message, refusal):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "refuse" and answer.refusal == refusal
+    assert answer.answer and "Traceback" not in answer.answer
+
+
+def test_a_long_message_with_a_red_flag_still_escalates(assistant):
+    message = "I have been reading a lot. " * 2000 + "Today I fell and my knee looks deformed."
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "escalate" and answer.escalation.level == "emergency"
+
+
+def test_runnable_interface(assistant):
+    from langchain_core.runnables import Runnable
+
+    assert isinstance(assistant, Runnable)
+    answers = assistant.batch([{"question": "What is runner's knee?"}, {"question": "Do insoles help?", "history": []}])
+    assert [a.behavior for a in answers] == ["answer", "answer"]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_ask_batch_json_format(corpus_db, tmp_path):
+    batch = tmp_path / "in.jsonl"
+    lines = [
+        {"id": "a1", "question": "What is runner's knee?"},
+        {"id": "e1", "question": "my calf is swollen and im short of breath"},
+        {"id": "r1", "question": "how much ibuprofen should I take?"},
+        {"id": "f1", "question": "how many reps of those?", "history": [{"role": "user", "content": "Which exercises help runner's knee?"}]},
+    ]
+    batch.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = run_knee("ask", "--batch", str(batch), "--json", "--db", str(corpus_db))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == ["a1", "e1", "r1", "f1"]
+    for r in records:
+        assert set(r) == {"id", "question", "behavior", "escalation", "answer", "citations", "timings_ms"}
+        assert r["behavior"] in ("answer", "escalate", "refuse")
+        assert "total" in r["timings_ms"]
+        for c in r["citations"]:
+            assert set(c) >= {"n", "title", "section", "source", "text"}
+    assert records[0]["behavior"] == "answer" and records[0]["escalation"] is None and records[0]["citations"]
+    assert records[1]["behavior"] == "escalate" and records[1]["escalation"]["level"] == "emergency"
+    assert set(records[1]["escalation"]) >= {"level", "reason"}
+    assert records[2]["behavior"] == "refuse"
+    assert records[3]["behavior"] == "answer"
+
+
+def test_ask_batch_reports_bad_lines_and_goes_on(corpus_db, tmp_path):
+    batch = tmp_path / "in.jsonl"
+    batch.write_text('{"id": 1, "question": "What is runner\'s knee?"}\nnot json at all\n{"id": 3}\n')
+    result = run_knee("ask", "--batch", str(batch), "--json", "--db", str(corpus_db))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0]["behavior"] == "answer"
+    assert "error" in records[1] and "line 2" in records[1]["error"]
+    assert "error" in records[2]
+
+
+def test_ask_prints_answer_and_sources(corpus_db):
+    result = run_knee("ask", "Do insoles help with runner's knee?", "--db", str(corpus_db))
+    assert result.returncode == 0, result.stderr
+    assert "[1]" in result.stdout and "Sources:" in result.stdout and "corpus/" in result.stdout
+
+
+def test_search_with_filters(corpus_db, assistant):
+    result = run_knee("search", "step rate cadence", "--k", "5", "--topic", "cadence", "--json", "--db", str(corpus_db))
+    assert result.returncode == 0, result.stderr
+    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    assert 1 <= len(hits) <= 5
+    assert all("cadence" in h["topics"] for h in hits)
+    assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for h in hits:
+        assert h["title"] and h["section"] and h["source"].startswith("corpus/")
+
+    clinician = assistant.lookup("Ottawa knee rules X-ray criteria", k=8, audience="clinician")
+    assert clinician and all(p.audience in ("clinician", "both") for p in clinician)
+    patient = assistant.lookup("Ottawa knee rules X-ray criteria", k=8, audience="patient")
+    assert all(p.audience in ("patient", "both") for p in patient)
+
+
+def test_search_rejects_an_unknown_topic_clearly(corpus_db):
+    result = run_knee("search", "knee", "--topic", "astrology", "--db", str(corpus_db))
+    assert result.returncode == 1 and "unknown topic" in result.stderr and "Traceback" not in result.stderr
