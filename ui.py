@@ -134,7 +134,6 @@ def banner_html(escalation) -> str:
         f'<div class="knee-banner knee-banner-{level}" role="alert">'
         f'<div class="knee-banner-title">{esc(LEVEL_LABEL[level])}</div>'
         f'<div class="knee-banner-action">{esc(escalation.action)}</div>'
-        f'<div class="knee-banner-reason">Why: {esc(escalation.reason)}.</div>'
         "</div>"
     )
 
@@ -148,7 +147,7 @@ def sources_html(citations) -> str:
         refs = "; ".join(c.references)
         meta = f"Source: {esc(c.source)}" + (f" &middot; References: {esc(refs)}" if refs else "")
         items.append(
-            f'<li class="knee-source" data-n="{int(c.n)}"><details>'
+            f'<li class="knee-source"><details>'
             f'<summary><strong>[{int(c.n)}]</strong> {esc(c.title)} &mdash; {esc(c.section)}</summary>'
             f'<div class="knee-source-meta">{meta}</div>'
             f'<div class="knee-source-text">{_paragraphs(passage_body(c.text, c.title))}</div>'
@@ -230,6 +229,60 @@ def history_for_assistant(history: Any) -> list[dict[str, str]]:
     return turns
 
 
+# --------------------------------------------------------------------------- user text as text
+
+_MD_SPECIAL = "\\`*_[]!#~|$"
+_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_UNENTITY = {v: k for k, v in _ENTITY.items()}
+
+
+def shown_user_text(text: str) -> str:
+    """What the user typed, made inert for the chat's Markdown+HTML renderer: HTML characters become
+    entities and Markdown punctuation is backslash-escaped, so it shows exactly as typed and runs nothing.
+    `typed_user_text` is its exact inverse."""
+    text = re.sub(r"[&<>]", lambda m: _ENTITY[m.group(0)], text)
+    return re.sub("([" + re.escape(_MD_SPECIAL) + "])", r"\\\1", text)
+
+
+def typed_user_text(shown: str) -> str:
+    text = re.sub(r"\\([" + re.escape(_MD_SPECIAL) + "])", r"\1", shown)
+    return re.sub(r"&(?:amp|lt|gt);", lambda m: _UNENTITY[m.group(0)], text)
+
+
+def _map_user_text(message: Any, fn) -> Any:
+    """A copy of one chat message with `fn` applied to the text of a user message (any of Gradio's shapes)."""
+
+    def content(c):
+        if isinstance(c, str):
+            return fn(c)
+        if isinstance(c, dict) and c.get("type", "text") == "text" and isinstance(c.get("text"), str):
+            return {**c, "text": fn(c["text"])}
+        if isinstance(c, list):
+            return [content(x) for x in c]
+        return c
+
+    if isinstance(message, dict):
+        return {**message, "content": content(message.get("content"))} if message.get("role") == "user" else message
+    if isinstance(message, gr.ChatMessage) and message.role == "user":
+        return gr.ChatMessage(role="user", content=content(message.content), metadata=message.metadata, options=message.options)
+    return message
+
+
+class SafeChatbot(gr.Chatbot):
+    """`gr.Chatbot` that shows user messages as plain text (see `shown_user_text`); the server side
+    (the history the chat function gets) keeps the text exactly as typed."""
+
+    is_template = True  # rendered by the frontend's ordinary Chatbot
+
+    def preprocess(self, payload):
+        return [_map_user_text(m, typed_user_text) for m in super().preprocess(payload)]
+
+    def postprocess(self, value):
+        if value:
+            value = [_map_user_text(m, shown_user_text) for m in value]
+        return super().postprocess(value)
+
+
 # --------------------------------------------------------------------------- lookup rendering
 
 _STOP = set(
@@ -246,7 +299,11 @@ def query_terms(query: str) -> list[str]:
         word = word.strip("'-")
         if len(word) < 3 or word in _STOP:
             continue
-        stem = re.sub(r"(?:ing|ed|es|s)$", "", word) if len(word) > 5 else word
+        stem = word
+        if len(word) > 5:
+            stem = word[:-5] if word.endswith("ening") and len(word) >= 10 else re.sub(r"(?:ing|ed|es|s)$", "", word)
+        elif len(word) >= 4 and word.endswith("s") and not word.endswith("ss"):
+            stem = word[:-1]  # knees -> knee, hips -> hip
         stem = stem if len(stem) >= 3 else word
         if stem not in terms:
             terms.append(stem)
@@ -334,16 +391,22 @@ class _Replies:
         self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _key(question: str, shown: str) -> tuple[str, str]:
+        # Whitespace-insensitive: the chat component tidies indentation on the way to the browser.
+        return " ".join(question.split()), " ".join(shown.split())
+
     def put(self, question: str, shown: str, answer) -> None:
+        key = self._key(question, shown)
         with self._lock:
-            self._items[(question, shown)] = answer
-            self._items.move_to_end((question, shown))
+            self._items[key] = answer
+            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
     def get(self, question: str, shown: str):
         with self._lock:
-            return self._items.get((question, shown))
+            return self._items.get(self._key(question, shown))
 
 
 # --------------------------------------------------------------------------- the app
@@ -440,16 +503,17 @@ def build_app(assistant, settings: Settings) -> gr.Blocks:
         gr.Markdown(f"# {APP_TITLE}")
         with gr.Tabs():
             with gr.Tab("Ask (patients)", id="chat"):
-                chatbot = gr.Chatbot(
+                chatbot = SafeChatbot(
                     elem_id="knee-chat",
                     height=520,
                     feedback_options=("Like", "Dislike"),
                     sanitize_html=True,
                     allow_tags=False,
                     render_markdown=True,
-                    buttons=["copy"],
+                    buttons=[],  # the per-message copy would copy the HTML source of a reply
                     placeholder="Ask a question about runner's knee (pain at the front of the knee).",
                     label="Chat",
+                    show_label=False,
                 )
                 gr.ChatInterface(
                     chat,
@@ -465,7 +529,7 @@ def build_app(assistant, settings: Settings) -> gr.Blocks:
                     fill_height=False,
                     autofocus=False,
                 )
-                chatbot.like(on_like, [chatbot], None, api_visibility="undocumented", queue=False)
+                chatbot.like(on_like, [chatbot], None, api_visibility="undocumented")
                 gr.Markdown(NOTE_MD, elem_classes=["knee-note"], elem_id="knee-note")
             with gr.Tab("Lookup (clinicians)", id="lookup"):
                 gr.Markdown("Search the knowledge base. Passages are ranked best first; query words are highlighted.")
@@ -517,6 +581,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
 
     previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     demo = None
+    running = False
     try:
         ensure_index(settings)
         print("Loading the model and the knowledge index ...", flush=True)
@@ -536,7 +601,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         except OSError as exc:
             print(f"knee serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
             return 1
-        print(f"{APP_TITLE} is running at http://{host}:{port}", flush=True)
+        running = True
+        shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else f"[{host}]" if ":" in host else host
+        print(f"{APP_TITLE} is running at http://{shown_host}:{port}", flush=True)
+        if shown_host != host:
+            print(f"(listening on all interfaces: {host}:{port})", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         while True:
             time.sleep(0.5)
@@ -548,7 +617,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
             except Exception:  # already closing
                 pass
         print(f"{APP_TITLE} stopped.", flush=True)
-        return 0
+        return 0 if running else 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

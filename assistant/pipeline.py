@@ -17,7 +17,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.retrieve import HybridRetriever, KnowledgeIndex
-from assistant.triage import REFUSALS, Triage, embed_fn_from, escalation_markdown
+from assistant.triage import REFUSALS, RULES_BY_ID, Triage, embed_fn_from, escalation_markdown
 from knee.config import Settings
 from knee.models import Answer, Citation
 from knee.store import StoreError, open_store
@@ -47,6 +47,7 @@ _FOLLOW_UP = re.compile(
     r"|^(?:and|or|but|so|also|what about|how about|why|how (?:many|often|long|much))\b",
     re.I,
 )
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>|[{};=]{1}\s*\w*\s*[{};=(]")
 _ENGLISH = re.compile(
     r"\b(?:the|a|an|is|are|my|i|it|to|of|and|in|what|how|when|why|can|do|does|should|knee|run|running|pain|you|for|with|on)\b", re.I
 )
@@ -161,13 +162,16 @@ class Assistant(Runnable[dict, Answer]):
 
         if verdict.escalation:
             esc = verdict.escalation
-            citations = self._escalation_citation(esc.reason, q_vec)
+            citations = self._escalation_citation(esc, q_vec)
             md = escalation_markdown(esc, f" [{citations[0].n}]" if citations else "")
             return self._finish(Answer(text[:2000], "escalate", md, citations, esc), started, timings)
         if too_long:
             msg = TOO_LONG_TEXT.format(n=len(text), limit=self.settings.max_question_chars)
             return self._finish(Answer(text[:2000], "refuse", msg, refusal="invalid_input"), started, timings)
         if not looks_english(text):
+            # Markup or code with no words of a question in it is unreadable, not another language.
+            if _MARKUP.search(text) and not _ENGLISH.search(_MARKUP.sub(" ", text)):
+                return self._finish(Answer(text, "refuse", UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
             return self._finish(Answer(text, "refuse", NOT_ENGLISH_TEXT, refusal="not_english"), started, timings)
         if verdict.refusal:
             return self._finish(Answer(text, "refuse", REFUSALS[verdict.refusal], refusal=verdict.refusal), started, timings)
@@ -195,15 +199,19 @@ class Assistant(Runnable[dict, Answer]):
         md, citations = composed
         return self._finish(Answer(text, "answer", md, citations), started, timings)
 
-    def _escalation_citation(self, reason: str, q_vec: np.ndarray) -> list[Citation]:
-        """The red-flag passage of the knowledge base that covers this escalation, if there is one."""
-        try:
-            hits = self.retriever.search(reason, k=1, topic="red-flags", query_vector=(self.embed_one(reason) + q_vec) / 2)
-        except Exception:
+    def _escalation_citation(self, escalation, q_vec: np.ndarray) -> list[Citation]:
+        """The knowledge base's passage on this red flag: the section the rule names, or failing
+        that (a corpus of one's own), the nearest red-flag passage."""
+        rule = RULES_BY_ID[escalation.rule]
+        p = self.index.find_section(rule.kb_section) if rule.kb_section else None
+        if p is None:
+            try:
+                hits = self.retriever.search(escalation.reason, k=1, topic="red-flags", query_vector=q_vec)
+            except Exception:
+                hits = []
+            p = hits[0] if hits else None
+        if p is None:
             return []
-        if not hits:
-            return []
-        p = hits[0]
         return [Citation(n=1, title=p.title, section=p.section_label, source=p.source, text=p.text, references=p.references)]
 
     @staticmethod

@@ -180,6 +180,7 @@ class RedFlag:
     triggers: tuple[frozenset[str], ...]  # any one set of concepts, all present, fires the rule
     examples: tuple[str, ...] = ()  # everyday phrasings for semantic matching
     requires: frozenset[str] = frozenset()  # concepts a semantic match also needs (context)
+    kb_section: str = ""  # the knowledge base's section on this red flag, cited in the reply
 
 
 def _t(*sets: str) -> tuple[frozenset[str], ...]:
@@ -197,6 +198,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("calf_symptom breathless", "calf_symptom chest_pain", "calf_dvt breathless", "calf_dvt chest_pain", "calf breathless"),
         ("my calf is swollen and i'm short of breath", "sore swollen calf and now my chest hurts when i breathe in",
          "leg swelling and i can't catch my breath", "calf pain and breathlessness", "my calf is red and hot and i feel breathless"),
+        kb_section="Calf pain or swelling with breathlessness or chest pain",
     ),
     RedFlag(
         "chest_pain_or_fainting", "emergency",
@@ -206,6 +208,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("chest_pain", "faint", "severe_breath"),
         ("i got chest pain during my run", "i fainted while running", "i passed out at the end of my race",
          "my chest feels tight and heavy when i run", "i blacked out on a run", "i couldn't breathe at all during the run and nearly collapsed"),
+        kb_section="Chest pain, fainting or severe breathlessness during exercise",
     ),
     RedFlag(
         "suicidal_thoughts", "emergency",
@@ -215,6 +218,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("suicide"),
         ("i want to kill myself", "i don't want to live anymore", "i've been thinking about ending my life",
          "i feel like hurting myself", "there's no point in living if i can't run", "i want to end it all"),
+        kb_section="Thoughts of suicide or self-harm",
     ),
     RedFlag(
         "deformed_knee", "emergency",
@@ -224,6 +228,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("deformed"),
         ("my knee looks deformed after the fall", "my kneecap has moved to the side", "my knee is at a weird angle",
          "i think i dislocated my kneecap", "the knee looks bent the wrong way after i landed"),
+        kb_section="A knee that looks deformed after an injury",
     ),
     RedFlag(
         "foot_circulation", "emergency",
@@ -234,6 +239,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         ("my foot went cold and pale after i hurt my knee", "after the fall my foot is numb and tingling",
          "my toes are blue since the knee injury", "i can't feel my foot since i twisted my knee"),
         requires=frozenset(),
+        kb_section="A cold, pale, numb or tingling foot after a knee injury",
     ),
     RedFlag(
         "hot_swollen_knee_fever", "emergency",
@@ -243,6 +249,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("hot_red fever", "swollen fever"),
         ("my knee is hot red and swollen and i have a fever", "swollen warm knee and i feel shivery and unwell",
          "my knee is puffy and hot and i've got a temperature"),
+        kb_section="A hot, red, swollen knee with a fever",
     ),
     RedFlag(
         "no_weight_after_injury", "emergency",
@@ -253,6 +260,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         ("i fell and now i can't put any weight on my leg", "after the tackle i can't walk on it",
          "i twisted my knee and can't stand on it", "since the fall i can't take a single step", "i slipped and can't bear weight on that leg"),
         requires=frozenset({"injury"}),
+        kb_section="Cannot put weight on the leg after an injury or fall",
     ),
     RedFlag(
         "swelling_after_injury", "emergency",
@@ -263,6 +271,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         ("i twisted my knee and it swelled up straight away", "heard a pop and the knee ballooned within an hour",
          "after the fall my knee is massively swollen"),
         requires=frozenset({"injury"}),
+        kb_section="Severe swelling soon after an injury",
     ),
     RedFlag(
         "locked_after_injury", "emergency",
@@ -272,6 +281,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("locked injury"),
         ("i twisted my knee and now it's stuck and won't straighten", "after the fall my knee locked and i can't straighten it"),
         requires=frozenset({"injury"}),
+        kb_section="A locked knee after an injury",
     ),
     RedFlag(
         "child_cannot_walk", "emergency",
@@ -281,6 +291,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("child no_weight"),
         ("my son can't walk on his leg and says his knee hurts", "my daughter won't put weight on her leg"),
         requires=frozenset({"child"}),
+        kb_section="A child or teenager with knee pain and a limp or hip pain",
     ),
     RedFlag(
         "locked_knee", "urgent",
@@ -289,6 +300,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6 [S32]",
         _t("locked"),
         ("my knee is stuck and won't straighten", "my knee keeps locking", "the knee is jammed bent", "i can't straighten my knee fully"),
+        kb_section="A locked knee after an injury",
     ),
     RedFlag(
         "no_weight", "urgent",
@@ -297,6 +309,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         "factsheet.md s.9 [NHS-KNEE][OTTAWA]",
         _t("no_weight"),
         ("i can't put weight on it", "i can't stand on my leg", "i can't walk on it at all", "unable to bear weight on my leg"),
+        kb_section="Cannot put weight on the leg after an injury or fall",
     ),
     RedFlag(
         "hot_swollen_knee", "urgent",
@@ -305,6 +318,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         "factsheet.md s.9 [NHS-KNEE]",
         _t("hot_red swollen"),
         ("my knee is hot red and swollen", "my knee is warm and puffy", "the joint is red hot and swollen"),
+        kb_section="A hot, red, swollen knee with a fever",
     ),
     RedFlag(
         "giving_way_after_injury", "urgent",
@@ -314,6 +328,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("giving_way injury", "pop injury", "pop giving_way", "pop swollen", "pop exercise"),
         ("since i twisted it my knee keeps giving way", "after the tackle my knee buckles", "i heard a pop when i landed and it feels unstable"),
         requires=frozenset({"injury"}),
+        kb_section="A pop or a knee that keeps giving way after an injury",
     ),
     RedFlag(
         "calf_clot", "urgent",
@@ -322,6 +337,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         "factsheet.md s.9 [NHS-DVT]; factsheet-research.md s.6 [S35b]",
         _t("calf_dvt"),
         ("my calf is swollen and warm", "one calf is red hot and puffy", "my calf is swollen and sore", "i think i have a blood clot in my leg"),
+        kb_section="Calf swelling, pain and warmth without breathing problems",
     ),
     RedFlag(
         "child_limp_hip", "urgent",
@@ -332,6 +348,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         ("my 12 year old has knee pain and is limping", "my son's knee hurts and he has pain in his hip",
          "my teenage daughter is limping and says her knee aches", "my child has a limp and sore knee"),
         requires=frozenset({"child"}),
+        kb_section="A child or teenager with knee pain and a limp or hip pain",
     ),
     RedFlag(
         "night_pain_systemic", "urgent",
@@ -341,6 +358,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("night_pain systemic"),
         ("my knee pain wakes me at night and i've lost weight without trying", "pain at night and i had cancer before",
          "the knee aches every night and i keep losing weight"),
+        kb_section="Night pain with weight loss, fever or a history of cancer",
     ),
     RedFlag(
         "older_adult_injury", "urgent",
@@ -350,6 +368,7 @@ RED_FLAGS: tuple[RedFlag, ...] = (
         _t("age55 injury", "cant_bend injury"),
         ("i'm 67 and fell on my knee", "my elderly mother fell and hurt her knee", "after the fall i can't bend my knee"),
         requires=frozenset({"injury"}),
+        kb_section="The five criteria",
     ),
 )
 RULES_BY_ID = {r.id: r for r in RED_FLAGS}

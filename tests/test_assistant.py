@@ -217,3 +217,9 @@ def test_search_with_filters(corpus_db, assistant):
 def test_search_rejects_an_unknown_topic_clearly(corpus_db):
     result = run_knee("search", "knee", "--topic", "astrology", "--db", str(corpus_db))
     assert result.returncode == 1 and "unknown topic" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("payload", ["<script>window.__xss=1</script>", '<img src=x onerror="window.__xss=1">'])
+def test_markup_is_unreadable_not_a_language(assistant, payload):
+    answer = assistant.invoke({"question": payload, "history": []})
+    assert answer.behavior == "refuse" and answer.refusal == "invalid_input"

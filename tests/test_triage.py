@@ -215,3 +215,12 @@ def test_escalation_reply_says_what_to_do_and_why_without_exercise_advice(assist
     for advice in ("squat", "lunge", "bridge", "calf raise", "sets", "reps", "stretch"):
         assert advice not in text
     assert answer.to_json()["escalation"]["level"] == "emergency"
+
+
+def test_every_escalation_cites_its_own_red_flag_section(assistant):
+    for rule_id, (level, phrasings) in RED_FLAG_PHRASINGS.items():
+        answer = assistant.invoke({"question": phrasings[0], "history": []})
+        rule = RULES_BY_ID[answer.escalation.rule]
+        assert answer.citations, rule_id
+        assert answer.citations[0].section.endswith(rule.kb_section), (rule_id, answer.citations[0].section)
+        assert "[1]" in answer.answer

@@ -1,0 +1,344 @@
+"""The evaluation: metric functions on hand-made records (fast), gold validation, the report and
+`--compare` on the real corpus, and the CI gate over evals/gold/*.jsonl with the real corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_knee
+from evals.metrics import (
+    aggregate,
+    answer_pieces,
+    check_facts,
+    citation_problems,
+    normalise,
+    percentile,
+    relevant_ids,
+    retrieval_scores,
+    score_item,
+)
+from evals.report import compare_runs
+from evals.runner import GOLD_DIR, gate_failures, load_gold, load_thresholds, parse_gold_item
+
+SAMPLE = REPO_ROOT / "tests" / "data" / "gold-sample.jsonl"
+REPORT_FILES = ("results.jsonl", "metrics.json", "report.md", "report.html")
+
+PASSAGE_1 = "Exercise guide > Dose\n\nStart with 3 sets of 8\u201310 repetitions, 2\u20133 times a week.  Progress slowly."
+PASSAGE_2 = "Exercise guide > Hips\n\nCombining hip and knee strengthening works better than knee exercises alone."
+
+
+def gold(**fields):
+    item, problems = parse_gold_item({"id": "x", "question": "q?", "behavior": "answer", **fields})
+    assert not problems, problems
+    return item
+
+
+def answer_record(answer: str, citations=((1, PASSAGE_1), (2, PASSAGE_2)), behavior="answer", level=None, total=40.0):
+    return {
+        "id": "x",
+        "question": "q?",
+        "behavior": behavior,
+        "escalation": {"level": level} if level else None,
+        "answer": answer,
+        "citations": [{"n": n, "title": "t", "section": "s", "source": "corpus/a.md", "text": t, "references": []} for n, t in citations],
+        "timings_ms": {"total": total},
+    }
+
+
+# --------------------------------------------------------------------------- normalisation and facts
+
+
+def test_normalise_case_dashes_quotes_space_markers_and_bold():
+    assert normalise("**Runner\u2019s  Knee**:\n3 sets of 8\u201310 [1]") == "runner's knee: 3 sets of 8-10"
+    assert normalise("a \u2014 b \u2013 c \u2212 d \u2011 e") == "a - b - c - d - e"
+    assert normalise("\u201cQuoted\u201d \u2018single\u2019") == "\"quoted\" 'single'"
+    assert normalise("Text [12] more [3].") == "text more."
+
+
+def test_a_fact_holds_in_any_phrasing_and_is_grounded_only_in_a_cited_passage():
+    record = answer_record("Do **3 Sets** of 8-10 repetitions, 2\u20133 times a week. [1]")
+    facts = check_facts([["three sets", "3 sets"], ["8\u201310 reps", "8-10 repetitions"], ["hip and knee"], ["2-3 times"]], record)
+    assert [f.held for f in facts] == [True, True, False, True]
+    assert facts[0].matched == "3 sets" and facts[0].grounded
+    assert facts[1].grounded  # en dash in the passage, hyphen in the answer: the same after normalising
+    assert facts[2].matched is None and not facts[2].grounded
+
+
+def test_a_fact_in_an_uncited_passage_is_not_grounded():
+    # [2] is listed but the answer never refers to it: it grounds nothing.
+    record = answer_record("Hip and knee work is best. [1]")
+    (fact,) = check_facts([["hip and knee"]], record)
+    assert fact.held and not fact.grounded
+
+
+def test_grounding_prefers_an_alternative_that_is_in_a_cited_passage():
+    record = answer_record("Progress slowly and carefully. [1]")
+    (fact,) = check_facts([["carefully", "progress slowly"]], record)
+    assert fact.matched == "progress slowly" and fact.grounded
+
+
+# --------------------------------------------------------------------------- citations
+
+
+def test_valid_extractive_answer_has_no_citation_problems():
+    record = answer_record("Start with 3 sets of 8\u201310 repetitions, 2\u20133 times a week. [1] Combining hip and knee strengthening works better than knee exercises alone. [2]")
+    assert citation_problems(record) == []
+    pieces, rest = answer_pieces(record["answer"])
+    assert [n for _, n in pieces] == [[1], [2]] and rest == ""
+
+
+def test_citation_problems_are_named():
+    dangling = answer_record("Progress slowly. [3]")
+    assert citation_problems(dangling) == ["marker [3] has no citation"]
+    invented = answer_record("Progress quickly. [1]")
+    assert any("not in its cited passage [1]" in p for p in citation_problems(invented))
+    uncited = answer_record("Progress slowly. [1] And run a marathon tomorrow.")
+    assert any(p.startswith("text without a citation") for p in citation_problems(uncited))
+    nothing = answer_record("Just rest.", citations=())
+    assert citation_problems(nothing) == ["the answer cites nothing"]
+
+
+def test_escalations_and_refusals_only_need_their_markers_to_resolve():
+    escalation = answer_record("**Emergency.** Call 999.\n\n**Why:** a red flag. [1]", behavior="escalate", level="emergency")
+    assert citation_problems(escalation) == []
+    broken = answer_record("**Emergency.** Call 999. [2]", citations=((1, PASSAGE_1),), behavior="escalate", level="emergency")
+    assert citation_problems(broken) == ["marker [2] has no citation"]
+    refusal = answer_record("I can't advise on medicines.", citations=(), behavior="refuse")
+    assert citation_problems(refusal) == []
+
+
+# --------------------------------------------------------------------------- items and aggregates
+
+
+def test_score_item_reasons():
+    item = gold(behavior="escalate", levels=["emergency"])
+    assert score_item(item, answer_record("x", behavior="escalate", level="emergency")).passed
+    wrong_level = score_item(item, answer_record("x", behavior="escalate", level="urgent"))
+    assert wrong_level.reasons == ["escalation level: expected emergency, got urgent"] and wrong_level.level_ok is False
+    missed = score_item(item, answer_record("Progress slowly. [1]"))
+    assert missed.reasons == ["behaviour: expected escalate, got answer"]
+    lost = score_item(gold(facts=[["3 sets"]]), {"id": "x", "error": "line 1: not valid JSON"})
+    assert lost.reasons == ["no response: line 1: not valid JSON"] and not lost.facts[0].held
+
+
+def test_aggregate_counts_each_metric_on_its_own_items():
+    items = [
+        gold(facts=[["3 sets"], ["hip and knee"]]),  # answered, one fact of two
+        gold(),  # answered but refused
+        gold(behavior="escalate", levels=["urgent", "emergency"]),  # escalated: urgent accepted
+        gold(behavior="escalate", levels=["emergency"]),  # escalated at the wrong level
+        gold(behavior="refuse"),  # escalated instead: a false escalation
+    ]
+    records = [
+        answer_record("Start with 3 sets of 8\u201310 repetitions, 2\u20133 times a week. [1]", total=10),
+        answer_record("Sorry, I can't.", citations=(), behavior="refuse", total=20),
+        answer_record("Go now.", citations=(), behavior="escalate", level="urgent", total=30),
+        answer_record("Go now.", citations=(), behavior="escalate", level="urgent", total=40),
+        answer_record("Go now.", citations=(), behavior="escalate", level="urgent", total=50),
+    ]
+    scores = [score_item(i, r) for i, r in zip(items, records)]
+    metrics, counts = aggregate(items, scores, records)
+    assert metrics["behavior_accuracy"] == pytest.approx(3 / 5)
+    assert metrics["escalation_recall"] == pytest.approx(1 / 2) and counts["escalation_recall"] == 2
+    assert metrics["false_escalation_rate"] == pytest.approx(1 / 3) and counts["false_escalation_rate"] == 3
+    assert metrics["refusal_accuracy"] == 0 and counts["refusal_accuracy"] == 1
+    assert metrics["wrongly_refused_rate"] == pytest.approx(1 / 2)
+    assert metrics["fact_recall"] == pytest.approx(1 / 2) and counts["fact_recall"] == 2
+    assert metrics["fact_grounding"] == 1.0 and counts["fact_grounding"] == 1
+    assert metrics["citation_validity"] == 1.0 and counts["citation_validity"] == 1  # the one answer
+    assert metrics["latency_p50_ms"] == 30 and metrics["latency_p95_ms"] == pytest.approx(48)
+    # A metric with no item to compute it on is None, never a fake 0 or 1.
+    only_answers, _ = aggregate(items[:1], scores[:1], records[:1])
+    assert only_answers["escalation_recall"] is None and only_answers["refusal_accuracy"] is None
+
+
+def test_percentile_interpolates():
+    assert percentile([], 50) is None
+    assert percentile([5.0], 95) == 5.0
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+
+
+# --------------------------------------------------------------------------- retrieval with ranx
+
+
+def test_relevant_chunks_are_found_by_normalised_evidence():
+    chunks = {"a": "Runner\u2019s knee is pain\naround the kneecap.", "b": "Calf raises.", "c": "RUNNER'S KNEE IS PAIN around THE kneecap"}
+    assert relevant_ids(["runner's knee is pain around"], chunks) == {"a", "c"}
+    assert relevant_ids(["not there"], chunks) == set()
+
+
+def test_ranx_recall_mrr_and_hit_rate():
+    relevant = {"q1": {"a", "b"}, "q2": {"c"}, "q3": set(), "q4": {"d"}}
+    ranked = {"q1": ["x", "a", "y", "b", "z", "b2"], "q2": ["c"], "q3": ["a"], "q4": []}
+    scores = retrieval_scores(relevant, ranked, k=3)
+    per = scores.per_query
+    assert per["q1"] == {"recall": 0.5, "mrr": 0.5, "hit_rate": 1.0}  # b is at rank 4: beyond k=3
+    assert per["q2"] == {"recall": 1.0, "mrr": 1.0, "hit_rate": 1.0}
+    assert per["q3"] == {"recall": 0.0, "mrr": 0.0, "hit_rate": 0.0}  # evidence in no chunk: counts as a miss
+    assert per["q4"] == {"recall": 0.0, "mrr": 0.0, "hit_rate": 0.0}  # nothing retrieved
+    assert scores.mean["recall"] == pytest.approx(1.5 / 4) and scores.mean["mrr"] == pytest.approx(1.5 / 4)
+    assert scores.unjudgeable == ["q3"] and scores.queries == 4
+    assert math.isnan(retrieval_scores({}, {}, 5).mean["recall"])
+
+
+# --------------------------------------------------------------------------- gold validation and the gate
+
+
+def test_gold_problems_are_reported_by_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    lines = [
+        '{"id": "ok", "question": "What is runner\'s knee?", "behavior": "answer", "facts": [["kneecap"]]}',
+        '{"id": "ok", "question": "again", "behavior": "answer"}',
+        "{not json",
+        '{"id": "b", "question": "", "behavior": "maybe"}',
+        '{"id": "c", "question": "q", "behavior": "answer", "levels": ["emergency"]}',
+        '{"id": "d", "question": "q", "behavior": "answer", "fact": [["x"]], "facts": ["x"]}',
+        "",
+        '{"id": "e", "question": "q", "behavior": "escalate", "levels": ["soon"], "history": [{"role": "bot", "content": "hi"}]}',
+        '{"id": "f", "question": "q", "behavior": "answer", "evidence": "a phrase"}',
+    ]
+    bad.write_text("\n".join(lines) + "\n")
+    items, problems = load_gold([bad])
+    assert [i.id for i in items] == ["ok"]
+    text = "\n".join(problems)
+    for expected in (
+        ":2: duplicate id 'ok' (first at ",
+        ":3: not valid JSON",
+        ':4: "question" must be a non-empty string',
+        ':4: "behavior" must be one of answer, escalate, refuse',
+        ':5: "levels" is only meaningful with "behavior": "escalate"',
+        ":6: unknown key(s) 'fact'",
+        ':6: "facts" must be a non-empty list of non-empty lists',
+        ':8: "levels" must be a non-empty list of emergency, urgent',
+        ':8: "history" must be a list of',
+        ':9: "evidence" must be a non-empty list',
+    ):
+        assert expected in text, (expected, text)
+    assert all(p.startswith(str(bad)) for p in problems)
+
+    result = run_knee("eval", "--gold", str(bad), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert ":3: not valid JSON" in result.stderr and "nothing was run" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_gate_thresholds_and_failures():
+    thresholds = load_thresholds()
+    assert thresholds["minimum"] == {"escalation_recall": 1.0, "behavior_accuracy": 0.95, "fact_recall": 0.90, "fact_grounding": 0.95}
+    good = {"escalation_recall": 1.0, "behavior_accuracy": 0.96, "fact_recall": 0.9, "fact_grounding": 1.0}
+    assert gate_failures(good, thresholds) == []
+    bad = {**good, "escalation_recall": 0.98, "fact_grounding": None}
+    failures = gate_failures(bad, thresholds)
+    assert failures[0].startswith("escalation_recall = 0.9800 < 1.0")
+    assert any(f.startswith("fact_grounding: could not be computed") for f in failures)
+    assert gate_failures(good, {"minimum": {"speed": 1}})[0].startswith("speed: not a metric")
+
+
+def test_sample_gold_file_is_valid():
+    items, problems = load_gold([SAMPLE])
+    assert problems == [] and 10 <= len(items) <= 15
+    assert {i.behavior for i in items} == {"answer", "escalate", "refuse"}
+    assert any(i.history for i in items) and any(i.evidence for i in items) and any(i.levels for i in items)
+
+
+# --------------------------------------------------------------------------- comparing runs
+
+
+def _result(id_, passed, behavior, reasons=()):
+    return {"id": id_, "gold": {"question": f"question {id_}", "behavior": "answer"}, "got": {"behavior": behavior}, "passed": passed, "reasons": list(reasons)}
+
+
+def test_compare_runs_item_by_item():
+    before = {
+        "folder": "runs/old",
+        "summary": {"created": "then", "metrics": {"fact_recall": 0.8, "behavior_accuracy": 1.0}, "retrieval": {"ours@5": {"recall": 0.5, "hit_rate": 0.5, "mrr": 0.5}}},
+        "results": {r["id"]: r for r in (_result("a", True, "answer"), _result("b", False, "refuse", ["behaviour"]), _result("gone", True, "answer"))},
+    }
+    now_results = [_result("a", False, "refuse", ["behaviour: expected answer, got refuse"]), _result("b", True, "answer"), _result("new", True, "answer")]
+    summary = {"metrics": {"fact_recall": 0.9, "behavior_accuracy": 1.0}, "retrieval": {"ours@5": {"recall": 0.75, "hit_rate": 1.0, "mrr": 0.5}}}
+    c = compare_runs(before, summary, now_results)
+    assert [x["id"] for x in c["newly_failing"]] == ["a"] and c["newly_failing"][0]["reasons"] == ["behaviour: expected answer, got refuse"]
+    assert [x["id"] for x in c["newly_passing"]] == ["b"]
+    assert {(x["id"], x["before"], x["after"]) for x in c["behavior_changes"]} == {("a", "answer", "refuse"), ("b", "refuse", "answer")}
+    assert c["added"] == ["new"] and c["removed"] == ["gone"]
+    assert c["deltas"]["fact_recall"]["delta"] == pytest.approx(0.1) and c["deltas"]["behavior_accuracy"]["delta"] == 0
+    assert c["retrieval_deltas"]["ours@5"] == {"recall": 0.25, "hit_rate": 0.5, "mrr": 0.0}
+
+
+# --------------------------------------------------------------------------- the scaled corpus of the benchmark
+
+
+def test_scaled_corpus_is_large_varied_and_deterministic():
+    from evals.bench import BaseChunk, scaled_corpus
+
+    base = [
+        BaseChunk("a", "Strength", "Dose", ["Runners should do 3 sets of exercises.", "Pain often settles within weeks.", "Hip strength helps the knee."]),
+        BaseChunk("b", "Calves", "", ["Calf raises improve running.", "The soleus muscle is important."]),
+    ]
+    chunks = scaled_corpus(base, 500)
+    assert len(chunks) == 500 and len({c.id for c in chunks}) == 500
+    assert chunks[0].text == "Strength > Dose\n\nRunners should do 3 sets of exercises. Pain often settles within weeks. Hip strength helps the knee."
+    bodies = [c.text.split("\n\n", 1)[1] for c in chunks]
+    assert len(set(bodies)) > 100  # shuffles, synonyms and mixing make most bodies different
+    assert any("joggers" in b.lower() or "discomfort" in b.lower() for b in bodies)
+    assert scaled_corpus(base, 500) == chunks
+
+
+# --------------------------------------------------------------------------- end to end, real corpus
+
+
+@pytest.mark.slow
+def test_eval_on_the_sample_writes_reports_and_compares(corpus_db, tmp_path):
+    first, second = tmp_path / "run1", tmp_path / "run2"
+    result = run_knee("eval", "--gold", str(SAMPLE), "--db", str(corpus_db), "--out", str(first))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in REPORT_FILES:
+        assert (first / name).stat().st_size > 0, name
+    metrics = json.loads((first / "metrics.json").read_text())
+    assert metrics["items"] == 13 and set(metrics["retrieval"]) == {"ours@5", "ours@4", "bm25@5", "textbook@4"}
+    results = [json.loads(line) for line in (first / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in results] == [i.id for i in load_gold([SAMPLE])[0]]
+    assert all({"gold", "got", "scores", "passed", "reasons"} <= set(r) for r in results)
+    html = (first / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<script" not in html and 'src="http' not in html
+
+    # Rewrite one item of the first run as if it had failed with another behaviour: the second
+    # run (the same system, so the same answers) must list exactly that change.
+    flipped = results[1]
+    flipped["passed"], flipped["reasons"] = not flipped["passed"], ["made up for the test"]
+    flipped["got"]["behavior"] = "refuse" if flipped["got"]["behavior"] != "refuse" else "answer"
+    (first / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+
+    result = run_knee("eval", "--gold", str(SAMPLE), "--db", str(corpus_db), "--out", str(second), "--compare", str(first), "--no-baselines")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in REPORT_FILES:
+        assert (second / name).exists(), name
+    comparison = json.loads((second / "metrics.json").read_text())["compare"]
+    changed = comparison["newly_passing"] if not flipped["passed"] else comparison["newly_failing"]
+    assert [c["id"] for c in changed] == [flipped["id"]]
+    assert [c["id"] for c in comparison["behavior_changes"]] == [flipped["id"]]
+    assert set(json.loads((second / "metrics.json").read_text())["retrieval"]) == {"ours@5", "ours@4"}
+    report = (second / "report.md").read_text()
+    assert "## Changes since the compared run" in report and flipped["id"] in report
+    assert "Changes since the compared run" in (second / "report.html").read_text()
+
+
+def test_compare_with_a_folder_that_is_not_a_run_says_so(tmp_path):
+    result = run_knee("eval", "--gold", str(SAMPLE), "--compare", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and "not a run folder" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_gate_over_the_gold_questions(corpus_db, tmp_path):
+    """The CI gate: every gold question, the real corpus, thresholds from evals/thresholds.toml."""
+    gold_files = sorted(GOLD_DIR.glob("*.jsonl"))
+    if not gold_files:
+        pytest.skip("evals/gold/ has no *.jsonl files yet: the gold questions are still being written")
+    result = run_knee("eval", "--gate", "--no-baselines", "--db", str(corpus_db), "--out", str(tmp_path / "gate-run"), timeout=1800)
+    print(result.stdout)
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
+    assert "gate: passed" in result.stdout
