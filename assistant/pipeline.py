@@ -152,8 +152,12 @@ class Assistant(Runnable[dict, Answer]):
         t0 = time.perf_counter()
         normalised = self.triage.normalise(text)
         clauses = self.triage.semantic_clauses(normalised)
-        batch = [text[: self.settings.max_question_chars]] + clauses
-        vectors = self._embed(batch)
+        if len(clauses) == 1 and len(clauses[0]) >= 0.8 * len(normalised):
+            # One clause that is the message itself: the (uncased) model gives the same vector.
+            vectors = self._embed([text[: self.settings.max_question_chars]])
+            vectors = np.vstack([vectors, vectors])
+        else:
+            vectors = self._embed([text[: self.settings.max_question_chars]] + clauses)
         q_vec = vectors[0]
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
