@@ -30,11 +30,27 @@ _ON_TOPIC = re.compile(
     r"|sore\w*|injur\w*|stairs|squat\w*|lunge\w*|cadence|step rate|stride|insoles?|orthos[ei]s|orthotics?|tap(?:e|ing)|brac(?:e|es|ing)"
     r"|foam|physio\w*|mri|x-?rays?|scans?|surgery|arthroscop\w*|exercis\w*|strength\w*|reps?|sets|consensus|ottawa|itb|iliotibial"
     r"|tendon\w*|menisc\w*|osgood|clicks?|grind\w*|swell\w*|red flags?|warning signs?|downhill|hills?|return to running|runner'?s knee"
-    r"|recover\w*|heal\w*|go away|gets? better|prognosis)\b",
+    r"|recover\w*|heal\w*|go away|gets? better|prognosis|hill\w*|comeback|return[- ]to[- ]run\w*|back to running|(?:stop|stopping|keep|keeping|carry on|quit|quitting|rest from|break from) running|walk[- ]run|run[- ]walk)\b",
     re.I,
 )
 
+# A sentence that introduces a list ("... if any one of the following five findings is present.",
+# "The TREK rule has three parts.") says nothing alone: its items follow it into the answer.
+_LIST_LEAD = re.compile(
+    r"(?:\bthe following\b[^.]*|\b(?:has|have|are|include|includes) (?:two|three|four|five|six|\d) (?:parts|steps|stages|phases|criteria|rules|signs|findings)\b[^.]*)[.:]?$"
+    r"|:$",
+    re.I,
+)
 GENERIC_PENALTY = 0.5
+LIST_LEAD_MARGIN = 0.05  # a list is given whole only when its lead is clearly the best answer
+OVERLAP_WEIGHT = 0.12  # the share of the question's words a sentence has, as a bonus
+# Sentences of the passage the best sentence came from continue its answer more often than
+# sentences elsewhere that merely sound alike.
+SAME_PASSAGE_BONUS = 0.15
+MMR_WEIGHT = 0.5
+# Above this cosine to a sentence already chosen, a sentence says again what is said. (List-like
+# sentences on one subject sit near 0.8 and still carry different facts.)
+REDUNDANT = 0.85
 ABSTAIN_TEXT = (
     "I'm sorry, my knowledge base does not cover that, so I can't give you a reliable answer. "
     "I can only answer questions about runner's knee (pain around or behind the kneecap). "
@@ -60,6 +76,11 @@ class Composer:
 
     def candidates(self, question: str, q: np.ndarray, passages: list[Passage]) -> list[Candidate]:
         q_terms = set(tokenize(expand_query(question)))
+        # Words weighted by their rarity in the corpus: sharing "arthritis" with the question
+        # says far more than sharing "knee".
+        idf = self.index.bm25.vectorizer.idf
+        q_weight = {t: idf.get(t, 0.0) for t in q_terms}
+        q_total = sum(q_weight.values()) or 1.0
         out = []
         seen: set[str] = set()
         for rank, p in enumerate(passages):
@@ -73,8 +94,8 @@ class Composer:
                 if norm in seen or text.rstrip().endswith("?") or len(text.split()) < 4:
                     continue
                 seen.add(norm)
-                overlap = len(q_terms & set(tokenize(text))) / max(len(q_terms), 1)
-                score = float(r) + 0.12 * overlap + 0.03 / (1 + rank) - GENERIC_PENALTY * float(generic[i])
+                overlap = sum(q_weight[t] for t in q_terms & set(tokenize(text))) / q_total
+                score = float(r) + OVERLAP_WEIGHT * overlap + 0.03 / (1 + rank) - GENERIC_PENALTY * float(generic[i])
                 if _DANGLING.match(text):
                     score -= 0.06
                 out.append(Candidate(rank, i, text, bank.vectors[i], float(r), score))
@@ -89,17 +110,30 @@ class Composer:
         chosen = [best]
         words = len(best.text.split())
         pool = candidates[1:]
+        if _LIST_LEAD.search(best.text) and (not pool or best.score - pool[0].score >= LIST_LEAD_MARGIN):
+            # The list's items, in order, as far as the budget goes; they stay right after it.
+            items = sorted((c for c in pool if c.passage_rank == best.passage_rank and c.sentence_idx > best.sentence_idx),
+                           key=lambda c: c.sentence_idx)
+            expected = best.sentence_idx + 1
+            for c in items:
+                if c.sentence_idx != expected or len(chosen) >= max_sentences or words + len(c.text.split()) > max_words:
+                    break
+                chosen.append(c)
+                words += len(c.text.split())
+                expected += 1
+            if len(chosen) > 1:
+                return chosen
         while pool and len(chosen) < max_sentences:
             def mmr(c: Candidate) -> float:
                 redundancy = max(float(c.vector @ x.vector) for x in chosen)
-                return c.score - 0.5 * redundancy
+                return c.score + (SAME_PASSAGE_BONUS if c.passage_rank == best.passage_rank else 0.0) - MMR_WEIGHT * redundancy
 
             pool.sort(key=mmr, reverse=True)
             nxt = pool.pop(0)
             redundancy = max(float(nxt.vector @ x.vector) for x in chosen)
-            if nxt.score < best.score - 0.15 or nxt.relevance < s.min_relevance - 0.04:
+            if nxt.score + (SAME_PASSAGE_BONUS if nxt.passage_rank == best.passage_rank else 0.0) < best.score - s.answer_score_window or nxt.relevance < s.min_relevance - 0.04:
                 break  # the rest answer something else
-            if redundancy > 0.78:
+            if redundancy > REDUNDANT:
                 continue  # says again what is said
             if words + len(nxt.text.split()) > max_words:
                 continue

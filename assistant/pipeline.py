@@ -100,6 +100,35 @@ def user_turns(history: Any) -> list[str]:
     return turns
 
 
+# A stretch of a message that says what is NOT the case ("no swelling", "never injured it",
+# "I'm not limping") describes nothing to look up: left in, its words pull in exactly the passages
+# the user ruled out (injuries, limps). Stretches end at punctuation, a dash or a contrast word.
+_STRETCH_END = re.compile(r"[,;.!?\n]|\s[-\u2013\u2014]\s|\b(?:but|just|only|so|and(?= i\b))\b", re.I)
+_NEGATED_START = re.compile(
+    r"^\s*(?:no|not|never|without|nothing|none|neither|nor|isn't|aren't|wasn't|don't|doesn't|didn't|haven't|hasn't"
+    r"|(?:i|it|he|she|there)(?:'s| is| was| am|'m)? (?:not|never|no)|(?:i|he|she|it) (?:don't|doesn't|didn't|can't|haven't|hasn't)"
+    r"|(?:i|he|she|it) (?:have|has|had) (?:no|not|never)|(?:my|his|her|the) \w+ (?:isn't|is not|wasn't|doesn't|hasn't|has not|never))\b",
+    re.I,
+)
+
+
+def without_negated(text: str) -> str:
+    """The message less the stretches that deny something; the message itself if little is left."""
+    kept, start, dropped = [], 0, False
+    for m in list(_STRETCH_END.finditer(text)) + [None]:
+        end = m.start() if m else len(text)
+        stretch = text[start:end]
+        if stretch.strip():
+            if _NEGATED_START.match(stretch):
+                dropped = True
+            else:
+                kept.append(stretch.strip())
+        if m:
+            start = m.end()
+    rest = " ".join(kept)
+    return rest if dropped and len(re.findall(r"[a-zA-Z']+", rest)) >= 3 else text
+
+
 def resolve_follow_up(question: str, earlier: list[str], turns: int) -> str:
     """The retrieval query: the question, with the earlier user turns it leans on."""
     if not earlier:
@@ -152,12 +181,13 @@ class Assistant(Runnable[dict, Answer]):
         t0 = time.perf_counter()
         normalised = self.triage.normalise(text)
         clauses = self.triage.semantic_clauses(normalised)
-        if len(clauses) == 1 and len(clauses[0]) >= 0.8 * len(normalised):
+        asked = without_negated(text[: self.settings.max_question_chars])
+        if asked == text and len(clauses) == 1 and len(clauses[0]) >= 0.8 * len(normalised):
             # One clause that is the message itself: the (uncased) model gives the same vector.
-            vectors = self._embed([text[: self.settings.max_question_chars]])
+            vectors = self._embed([asked])
             vectors = np.vstack([vectors, vectors])
         else:
-            vectors = self._embed([text[: self.settings.max_question_chars]] + clauses)
+            vectors = self._embed([asked] + clauses)
         q_vec = vectors[0]
         t1 = time.perf_counter()
         timings["embed"] = (t1 - t0) * 1000
@@ -180,9 +210,9 @@ class Assistant(Runnable[dict, Answer]):
         if verdict.refusal:
             return self._finish(Answer(text, "refuse", REFUSALS[verdict.refusal], refusal=verdict.refusal), started, timings)
 
-        query = resolve_follow_up(text, earlier, self.settings.history_turns)
+        query = resolve_follow_up(asked, earlier, self.settings.history_turns)
         compose_vec = q_vec
-        if query != text:
+        if query != asked:
             # Search and rank with the blend of the question and the question with its earlier
             # turns, so that "how many reps of those?" finds reps among the exercise passages.
             t2 = time.perf_counter()
@@ -196,7 +226,7 @@ class Assistant(Runnable[dict, Answer]):
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         timings["retrieve"] = (time.perf_counter() - t3) * 1000
         t4 = time.perf_counter()
-        composed = self.composer.compose(text, compose_vec, passages, topic_text=query)
+        composed = self.composer.compose(asked, compose_vec, passages, topic_text=f"{query} {text}")
         timings["compose"] = (time.perf_counter() - t4) * 1000
         if composed is None:
             return self._finish(Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)

@@ -70,6 +70,12 @@ EXPANSIONS = (
     (re.compile(r"\bhow long\b", re.I), " weeks months years"),
     (re.compile(r"\binsoles?\b|\borthotics?\b", re.I), " orthoses"),
     (re.compile(r"\bbraces?\b", re.I), " bracing"),
+    (re.compile(r"(?<!osteo)arthritis\b|\bwear and tear\b", re.I), " osteoarthritis"),
+    (re.compile(r"\bover-?pronat\w*|\bflat feet\b|\bfeet roll", re.I), " foot pronation"),
+    (re.compile(r"\bcome-?back\b|\bcome back\b|\bget back to running\b", re.I), " return to running"),
+    (re.compile(r"\bgym\b", re.I), " home"),
+    (re.compile(r"\blong[- ]term\b|\boutlook\b", re.I), " years outlook"),
+    (re.compile(r"\bquit(?:ting)? running\b|\bgive up running\b|\bstop running\b", re.I), " stop running completely"),
 )
 
 
@@ -255,7 +261,6 @@ class HybridRetriever(BaseRetriever):
             for rank, pid in enumerate(ranked):
                 fused[pid] = fused.get(pid, 0.0) + 1.0 / (s.rrf_c + rank + 1)
         order = sorted(fused, key=lambda pid: -fused[pid])
-
         # A question close to an FAQ entry's question brings that entry first.
         if len(index.faq_keys):
             sims = index.faq_vectors @ query_vector
@@ -266,6 +271,15 @@ class HybridRetriever(BaseRetriever):
                     pid = index.passages[pos].id
                     fused[pid] = max(fused.values(), default=0.0) + 1e-6
                     order = [pid] + [o for o in order if o != pid]
+
+        # Fusion favours passages both lists found; a passage only one list ranks first (often
+        # the one section named by a rare word of the question, e.g. "arthritis") would drop out
+        # of the top k. Each list's first passage is kept in.
+        kept = [pid for pid in dict.fromkeys(lexical_ids[:1] + dense_ids[:1]) if pid in order[k:]]
+        if kept:
+            head = order[:k]
+            head = head[: k - len(kept)] + kept
+            order = head + [pid for pid in order if pid not in head]
 
         lexical_rank = {pid: r for r, pid in enumerate(lexical_ids)}
         results = []

@@ -81,8 +81,9 @@ CONCEPTS: dict[str, str] = {
     ),
     "suicide": (
         r"suicid\w*|kill(?:ing)? myself|end(?:ing)? (?:my|it) (?:life|all)|end it all|take my (?:own )?life"
+        r"|(?:want(?:ing|ed|s)?|urges?|thoughts? of|think(?:ing)? (?:of|about)|tempted|going|feel(?:ing)? like|plan(?:ning)?) (?:to )?hurt(?:ing)? myself"
         r"|want(?:ed)? to die|wish i (?:was|were) dead|better off dead|self[- ]?harm\w*|harm(?:ing)? myself|cut(?:ting)? myself"
-        r"|no (?:reason|point) (?:to|in) (?:live|living|going on)|don't want to (?:live|be alive|be here anymore|go on)"
+        r"|no (?:reason|point) (?:to|in) (?:live|living|going on)|don't want to (?:live|be alive|be here|exist|wake up|go on)|wish i (?:could )?(?:die|didn't wake up|wasn't here|wasn't alive)"
         r"|(?:better|happier) off without me|(?:be|are) better without me|can't go on|can't take (?:it|this) any ?more"
         r"|(?:want|wish) (?:to|i could) disappear|no way out|not worth living|give up on life"
         r"|(?:want(?:ing)?|thinking (?:of|about)|feel(?:ing)? like|going to|plan(?:ning)? to) end(?:ing)? (?:it|things|everything|my life)\b"
@@ -154,6 +155,7 @@ CONCEPTS: dict[str, str] = {
     ),
     "systemic": (
         r"(?:los(?:t|ing)|dropp(?:ed|ing)|shed) (?:a lot of |so much |lots of |\d+ ?(?:kg|kilos?|pounds?|lbs?|stone) (?:of )?)?weight"
+        r"|(?:los(?:t|ing)|dropp(?:ed|ing)|shed) (?:about |around |over |nearly |almost |like |maybe )?(?:\d+(?:\.\d+)?|a|two|three|four|five|six) ?(?:kg|kgs|kilos?|pounds?|lbs?|stone)\b"
         r"|weight loss|weight has dropped|cancer|tumou?r|chemo\w*|night sweats|\bfever\w*|lump"
     ),
     "age55": (
@@ -516,11 +518,33 @@ def _is_negated(text: str, start: int, clauses: list[tuple[int, int]]) -> bool:
     return False
 
 
+# A question about people in general ("when does a runner's calf pain count as a clot?", "why
+# do clinicians check the hip when a teenager has knee pain?"): a generic subject or wording, and
+# nobody's own symptom (no "I", "my", "my son", "she" ...) anywhere in the sentence.
+_GENERIC = re.compile(
+    r"\b(?:in general|generally|typically|usually|count(?:s)? as|treated as|considered|classed as|regarded as"
+    r"|a (?:runner|runner's|patient|patient's|person|person's|child|child's|teenager|teenager's|teen|adult|athlete)\b"
+    r"|someone|somebody|anyone|people|runners|patients|clinicians?|doctors|physios?|physiotherapists)"
+)
+_PERSONAL = re.compile(
+    r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|our|us|he|she|his|her|him|hers|they|them|their|son|daughter|mum|mom|dad"
+    r"|husband|wife|partner|boyfriend|girlfriend|friend|kid|brother|sister|grandson|granddaughter|grandma|grandpa|it's|it)\b"
+)
+
+
+def _is_general_question(sentence: str) -> bool:
+    s = sentence.strip()
+    is_question = s.endswith("?") or re.match(r"(?:in general,? )?(?:what|when|why|how|should|is|are|do|does|can|could|would|which)\b", s)
+    return bool(is_question and _GENERIC.search(s) and not _PERSONAL.search(s))
+
+
 def _is_hypothetical(text: str, start: int, sentences: list[tuple[int, int]]) -> bool:
     """A match inside a general or conditional question, with no first-hand description before it."""
     for a, b in sentences:
         if a <= start < b:
             sentence = text[a:b]
+            if _is_general_question(sentence):
+                return True
             if "?" not in sentence and not re.match(r"\s*(?:what|when|how|should|is|are|do|does|can|could|would|which)\b", sentence):
                 return False
             hyp = _HYPOTHETICAL.search(text, a, start + 1)
@@ -549,6 +573,13 @@ def detect_concepts(text: str) -> tuple[set[str], dict[str, str]]:
         for m in regex.finditer(text):
             first, last = m.start(), max(m.end() - 1, m.start())
             if _clause_of(first, clauses) != _clause_of(last, clauses):
+                continue
+            if name == "suicide":
+                # Never explained away as a question or a far-off negation: only "not" / "no
+                # thoughts of" right before the words undo it ("i'm not suicidal").
+                if not _NEGATION.search(text[max(0, first - 25) : first].split(",")[-1]):
+                    found[name] = m.group(0)
+                    break
                 continue
             if _is_negated(text, first, clauses):
                 continue
@@ -587,6 +618,12 @@ _OTHER_PARTS = re.compile(
 _OTHER_CONDITIONS = re.compile(
     r"\b(?:diabetes|asthma|covid|coronavirus|flu jab|vaccines?|pregnan\w*|depression|anxiety|blood pressure|cholesterol|gout"
     r"|rheumatoid|lupus|psoriasis|osteoporosis|hay fever|allerg\w*|cold sores?|insomnia|weight loss diet|keto|vegan diet|thyroid)\b"
+)
+# Other knee conditions and operations the knowledge base does not cover: refused even though
+# they mention the knee (a composer answer would stitch runner's-knee passages onto them).
+_OTHER_KNEE_CARE = re.compile(
+    r"\b(?:acl|anterior cruciate)(?: ligament)? (?:reconstruction|surgery|repair|graft|rehab\w*)"
+    r"|\b(?:total |partial )?knee replacements?\b|\barthroplasty\b|\bmeniscectomy\b|\bmenisc\w* (?:repair|surgery)"
 )
 _KNEE_TOPIC = re.compile(
     r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|runner'?s knee|quads?|quadriceps|glutes?|patellofemoral|run|runs|running|runner|runners"
@@ -635,6 +672,8 @@ def scope_refusal(text: str) -> str | None:
     if _UNRELATED_TASK.search(text):
         return "unrelated"
     if (_OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text)) and not _KNEE_TOPIC.search(text):
+        return "out_of_scope"
+    if _OTHER_KNEE_CARE.search(text):
         return "out_of_scope"
     return None
 
@@ -700,7 +739,10 @@ class Triage:
     def semantic_clauses(self, text: str) -> list[str]:
         """Clauses worth embedding: not negated, with a few words, capped in number."""
         out = []
+        general = [(a, b) for a, b in _sentence_spans(text) if _is_general_question(text[a:b])]
         for a, b in clause_spans(text):
+            if any(ga <= a < gb for ga, gb in general):
+                continue
             clause = text[a:b].strip(" ,")
             if len(clause.split()) < 3 or _NEGATION.search(clause) or _HYPOTHETICAL.search(clause) or _ABLE.search(clause):
                 continue

@@ -380,16 +380,9 @@ def measure_scaled(assistant, settings: Settings, n: int, queries: list[str]) ->
     }
 
 
+
 def main(args, settings: Settings) -> int:
-    """`knee bench`: our own errors become one line on stderr and exit code 1."""
-    try:
-        return bench(args, settings)
-    except CliError as exc:
-        print(f"knee bench: {exc}", file=sys.stderr)
-        return 1
-
-
-def bench(args, settings: Settings) -> int:
+    """`knee bench` (a CliError becomes one line on stderr in knee.cli)."""
     from assistant.pipeline import load_assistant
     from evals.baselines import TextbookRAG, corpus_markdown_files
 

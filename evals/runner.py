@@ -338,16 +338,9 @@ def item_result(item: GoldItem, record: dict | None, score, retrieval: dict[str,
     }
 
 
+
 def main(args, settings: Settings) -> int:
-    """`knee eval`: our own errors become one line on stderr and exit code 1."""
-    try:
-        return evaluate(args, settings)
-    except CliError as exc:
-        print(f"knee eval: {exc}", file=sys.stderr)
-        return 1
-
-
-def evaluate(args, settings: Settings) -> int:
+    """`knee eval` (a CliError becomes one line on stderr in knee.cli)."""
     from evals import report
 
     started = time.perf_counter()

@@ -78,7 +78,10 @@ class Settings:
     # lower bar for questions that name something of the knee's world, the higher one for others
     # (calibrated on in- and out-of-scope questions; see evals/).
     min_relevance: float = 0.40
-    min_relevance_off_topic: float = 0.55
+    min_relevance_off_topic: float = 0.60
+    # A further sentence joins the answer only when its score is within this much of the best
+    # sentence's: wider gives fuller answers, narrower keeps them on the point.
+    answer_score_window: float = 0.20
 
     # Chat history: how many earlier user turns a follow-up may draw on.
     history_turns: int = 2

@@ -223,3 +223,25 @@ def test_search_rejects_an_unknown_topic_clearly(corpus_db):
 def test_markup_is_unreadable_not_a_language(assistant, payload):
     answer = assistant.invoke({"question": payload, "history": []})
     assert answer.behavior == "refuse" and answer.refusal == "invalid_input"
+
+
+@pytest.mark.parametrize(
+    "message, asked",
+    [
+        ("no swelling, no locking, never injured it - just a dull ache around my kneecap on stairs. what's that likely to be?",
+         "a dull ache around my kneecap on stairs what's that likely to be"),
+        ("my knee isn't swollen and I can walk fine, how do I get back to running?", "I can walk fine how do I get back to running"),
+        ("What is runner's knee?", "What is runner's knee?"),  # nothing denied: the message as it is
+        ("no, not really", "no, not really"),  # too little left: the message as it is
+    ],
+)
+def test_what_the_user_denies_does_not_steer_retrieval(message, asked):
+    from assistant.pipeline import without_negated
+
+    assert without_negated(message) == asked
+
+
+def test_a_denied_symptom_brings_no_passages_about_it(assistant):
+    answer = assistant.invoke({"question": "no swelling, no locking, never injured it - just a dull ache around my kneecap on stairs. what's that likely to be?"})
+    assert answer.behavior == "answer"
+    assert not any("ligament" in c.section.lower() or "meniscal" in c.text.lower()[:200] for c in answer.citations), [c.section for c in answer.citations]

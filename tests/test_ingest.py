@@ -269,10 +269,12 @@ def test_a_killed_ingest_never_leaves_an_article_half_indexed(tmp_path):
     full = subprocess.run(args, capture_output=True, text=True, timeout=600)
     duration = time.time() - started
     assert full.returncode == 0, full.stderr
-    # Edit every article, then kill re-ingests at spread-out moments.
+    # Edit every article, then kill re-ingests at spread-out moments. Each edition is written
+    # from the original text, so a file holds exactly one "Edition i" line.
+    originals = {f: f.read_text() for f in folder.glob("*.md")}
     for i, delay in enumerate((0.45, 0.6, 0.75, 0.9)):
-        for f in folder.glob("*.md"):
-            f.write_text(f.read_text().replace("\n## ", f"\n\nEdition {i} of this article.\n\n## ", 1))
+        for f, text in originals.items():
+            f.write_text(text.replace("\n## ", f"\n\nEdition {i} of this article.\n\n## ", 1))
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(duration * delay)
         proc.send_signal(signal.SIGKILL)
