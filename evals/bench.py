@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from evals.metrics import percentile
+from evals.runner import display_path
 from knee.errors import CliError
 from knee.config import REPO_ROOT, Settings
 
@@ -254,7 +255,7 @@ class ScaledIndex:
             warnings.simplefilter("ignore")
             from langchain_community.retrievers import BM25Retriever
 
-        self.store = SimpleNamespace(chunks=chroma)
+        self.store = SimpleNamespace(chunks=chroma, chunk_collection=lambda: chroma._collection)
         self.passages = [Passage(id=c.id, key=c.id, text=c.text, doc_id=c.doc_id, title=c.title, section=c.section, source="bench", audience="both", position=i) for i, c in enumerate(chunks)]
         self.committed = {c.id for c in chunks}
         self.position = {c.id: i for i, c in enumerate(chunks)}
@@ -325,9 +326,9 @@ def scaled_store(assistant, n: int, settings: Settings) -> dict[str, Any]:
     if ready.exists():
         info.update(json.loads(ready.read_text()), reused=True)
         vectors = np.load(folder / "vectors.npy")
-        say(f"scaled corpus: {len(chunks):,} chunks, reusing {folder.relative_to(REPO_ROOT)}")
+        say(f"scaled corpus: {len(chunks):,} chunks, reusing {display_path(folder)}")
     else:
-        say(f"scaled corpus: {len(chunks):,} chunks from {len(base)} ({folder.relative_to(REPO_ROOT)}); embedding them once")
+        say(f"scaled corpus: {len(chunks):,} chunks from {len(base)} ({display_path(folder)}); embedding them once")
         vectors, embed_seconds = embed_resumable(texts, assistant.embeddings, folder)
         np.save(folder / "vectors.npy", vectors)
         say("  loading them into Chroma")

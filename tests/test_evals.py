@@ -342,3 +342,14 @@ def test_gate_over_the_gold_questions(corpus_db, tmp_path):
     print(result.stdout)
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
     assert "gate: passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_scaled_retrieval_runs_our_retriever_on_a_scaled_store(assistant, corpus_settings, tmp_path, monkeypatch):
+    """The benchmark's scaled index must stay what HybridRetriever reads of a KnowledgeIndex."""
+    import evals.bench as bench
+
+    monkeypatch.setattr(bench, "CACHE_DIR", tmp_path / "cache")
+    result = bench.measure_scaled(assistant, corpus_settings, 300, ["What is runner's knee?", "Does foam rolling help?", "How many sets?"])
+    assert result["chunks"] == 300 and result["reused"] is False
+    assert result["ours_ms"]["p50"] > 0 and result["textbook_ms"]["p50"] > 0
