@@ -123,15 +123,19 @@ class Composer:
                 expected += 1
             if len(chosen) > 1:
                 return chosen
+        def continuing(c: Candidate) -> float:
+            """A candidate's score as a continuation of the best sentence."""
+            return c.score + (SAME_PASSAGE_BONUS if c.passage_rank == best.passage_rank else 0.0)
+
         while pool and len(chosen) < max_sentences:
             def mmr(c: Candidate) -> float:
                 redundancy = max(float(c.vector @ x.vector) for x in chosen)
-                return c.score + (SAME_PASSAGE_BONUS if c.passage_rank == best.passage_rank else 0.0) - MMR_WEIGHT * redundancy
+                return continuing(c) - MMR_WEIGHT * redundancy
 
             pool.sort(key=mmr, reverse=True)
             nxt = pool.pop(0)
             redundancy = max(float(nxt.vector @ x.vector) for x in chosen)
-            if nxt.score + (SAME_PASSAGE_BONUS if nxt.passage_rank == best.passage_rank else 0.0) < best.score - s.answer_score_window or nxt.relevance < s.min_relevance - 0.04:
+            if continuing(nxt) < best.score - s.answer_score_window or nxt.relevance < s.min_relevance - 0.04:
                 break  # the rest answer something else
             if redundancy > REDUNDANT:
                 continue  # says again what is said

@@ -181,8 +181,9 @@ class Assistant(Runnable[dict, Answer]):
         t0 = time.perf_counter()
         normalised = self.triage.normalise(text)
         clauses = self.triage.semantic_clauses(normalised)
-        asked = without_negated(text[: self.settings.max_question_chars])
-        if asked == text and len(clauses) == 1 and len(clauses[0]) >= 0.8 * len(normalised):
+        head = text[: self.settings.max_question_chars]
+        asked = without_negated(head)
+        if asked == head and len(clauses) == 1 and len(clauses[0]) >= 0.8 * len(normalised):
             # One clause that is the message itself: the (uncased) model gives the same vector.
             vectors = self._embed([asked])
             vectors = np.vstack([vectors, vectors])

@@ -261,6 +261,7 @@ class HybridRetriever(BaseRetriever):
             for rank, pid in enumerate(ranked):
                 fused[pid] = fused.get(pid, 0.0) + 1.0 / (s.rrf_c + rank + 1)
         order = sorted(fused, key=lambda pid: -fused[pid])
+
         # A question close to an FAQ entry's question brings that entry first.
         if len(index.faq_keys):
             sims = index.faq_vectors @ query_vector
@@ -277,8 +278,7 @@ class HybridRetriever(BaseRetriever):
         # of the top k. Each list's first passage is kept in.
         kept = [pid for pid in dict.fromkeys(lexical_ids[:1] + dense_ids[:1]) if pid in order[k:]]
         if kept:
-            head = order[:k]
-            head = head[: k - len(kept)] + kept
+            head = order[: k - len(kept)] + kept
             order = head + [pid for pid in order if pid not in head]
 
         lexical_rank = {pid: r for r, pid in enumerate(lexical_ids)}

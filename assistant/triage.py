@@ -532,9 +532,14 @@ _PERSONAL = re.compile(
 )
 
 
+_QUESTION_WORDS = "what|when|how|should|is|are|do|does|can|could|would|which"
+_QUESTION_START = re.compile(rf"\s*(?:{_QUESTION_WORDS})\b")
+_GENERAL_QUESTION_START = re.compile(rf"(?:in general,? )?(?:why|{_QUESTION_WORDS})\b")
+
+
 def _is_general_question(sentence: str) -> bool:
     s = sentence.strip()
-    is_question = s.endswith("?") or re.match(r"(?:in general,? )?(?:what|when|why|how|should|is|are|do|does|can|could|would|which)\b", s)
+    is_question = s.endswith("?") or _GENERAL_QUESTION_START.match(s)
     return bool(is_question and _GENERIC.search(s) and not _PERSONAL.search(s))
 
 
@@ -545,7 +550,7 @@ def _is_hypothetical(text: str, start: int, sentences: list[tuple[int, int]]) ->
             sentence = text[a:b]
             if _is_general_question(sentence):
                 return True
-            if "?" not in sentence and not re.match(r"\s*(?:what|when|how|should|is|are|do|does|can|could|would|which)\b", sentence):
+            if "?" not in sentence and not _QUESTION_START.match(sentence):
                 return False
             hyp = _HYPOTHETICAL.search(text, a, start + 1)
             if not hyp:

@@ -71,26 +71,6 @@ def bm25_system(assistant, k: int = 5) -> RetrievalSystem:
 # --------------------------------------------------------------------------- the textbook RAG
 
 
-def as_langchain_embeddings(lazy):
-    """Our process-wide `LazyEmbeddings` (the same model, loaded once) as a LangChain `Embeddings`."""
-    from langchain_core.embeddings import Embeddings
-
-    class SharedModelEmbeddings(Embeddings):
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return lazy.embed_documents(texts)
-
-        def embed_query(self, text: str) -> list[float]:
-            return lazy.embed_query(text)
-
-    return SharedModelEmbeddings()
-
-
-def chroma_settings():
-    from chromadb.config import Settings as ChromaSettings
-
-    return ChromaSettings(anonymized_telemetry=False)
-
-
 def corpus_markdown_files(corpus_dir: Path) -> list[Path]:
     """The corpus articles: the same files `knee ingest` reads (README and hidden files are not articles)."""
     from ingest.pipeline import collect_files
@@ -130,7 +110,7 @@ class TextbookRAG:
     def build(cls, corpus_dir: Path, settings: Settings, directory: Path) -> "TextbookRAG":
         from langchain_chroma import Chroma
 
-        from knee.store import get_embeddings
+        from knee.store import as_langchain_embeddings, chroma_settings, get_embeddings
 
         pieces = split_textbook(load_textbook_documents(corpus_dir))
         if not pieces:
@@ -151,7 +131,7 @@ class TextbookRAG:
         """A store built earlier (by `textbook-ingest`, or the benchmark's scaled copy)."""
         from langchain_chroma import Chroma
 
-        from knee.store import get_embeddings
+        from knee.store import as_langchain_embeddings, chroma_settings, get_embeddings
 
         store = Chroma(
             collection_name=collection,

@@ -314,7 +314,7 @@ def scaled_store(assistant, n: int, settings: Settings) -> dict[str, Any]:
     corpus, then read from runs/bench-cache/."""
     import chromadb
 
-    from evals.baselines import chroma_settings
+    from knee.store import chroma_settings
 
     base = base_chunks(assistant)
     folder = CACHE_DIR / f"scaled-{cache_key(base, n, settings)}"
@@ -361,7 +361,8 @@ def measure_scaled(assistant, settings: Settings, n: int, queries: list[str]) ->
     from langchain_chroma import Chroma
 
     from assistant.retrieve import HybridRetriever
-    from evals.baselines import TEXTBOOK_K, as_langchain_embeddings, chroma_settings
+    from evals.baselines import TEXTBOOK_K
+    from knee.store import as_langchain_embeddings, chroma_settings
 
     scaled = scaled_store(assistant, n, settings)
     t0 = time.perf_counter()

@@ -89,7 +89,8 @@ class LazyEmbeddings:
         return self.embed_query(text)
 
 
-def _as_langchain_embeddings(lazy: LazyEmbeddings):
+def as_langchain_embeddings(lazy: LazyEmbeddings):
+    """The shared lazy model as a LangChain `Embeddings` (what LangChain's Chroma takes)."""
     from langchain_core.embeddings import Embeddings
 
     class _Adapter(Embeddings):
@@ -126,18 +127,23 @@ def model_tokenizer(settings: Settings):
 # --------------------------------------------------------------------------- chroma
 
 
-def chroma_client(settings: Settings):
-    import chromadb
+def chroma_settings():
+    """Chroma client settings for every client we open: no telemetry, no reset."""
     from chromadb.config import Settings as ChromaSettings
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+def chroma_client(settings: Settings):
+    import chromadb
+
     try:
         if settings.uses_server:
             return chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings()
             )
         settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings())
     except Exception as exc:  # connection refused, unreadable files, ...
         where = (
             f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
@@ -169,7 +175,7 @@ def open_store(settings: Settings, create: bool = True) -> Store:
 
     client = chroma_client(settings)
     embeddings = get_embeddings(settings)
-    adapter = _as_langchain_embeddings(embeddings)
+    adapter = as_langchain_embeddings(embeddings)
     cosine = {"hnsw:space": "cosine"}
     try:
         if not create:
