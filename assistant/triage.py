@@ -582,7 +582,8 @@ def detect_concepts(text: str) -> tuple[set[str], dict[str, str]]:
             if name == "suicide":
                 # Never explained away as a question or a far-off negation: only "not" / "no
                 # thoughts of" right before the words undo it ("i'm not suicidal").
-                if not _NEGATION.search(text[max(0, first - 25) : first].split(",")[-1]):
+                just_before = re.split(r",|\b(?:and|but|so)\b", text[max(0, first - 25) : first])[-1]
+                if not _NEGATION.search(just_before):
                     found[name] = m.group(0)
                     break
                 continue

@@ -245,3 +245,17 @@ def test_a_denied_symptom_brings_no_passages_about_it(assistant):
     answer = assistant.invoke({"question": "no swelling, no locking, never injured it - just a dull ache around my kneecap on stairs. what's that likely to be?"})
     assert answer.behavior == "answer"
     assert not any("ligament" in c.section.lower() or "meniscal" in c.text.lower()[:200] for c in answer.citations), [c.section for c in answer.citations]
+
+
+def test_a_list_lead_brings_its_items(assistant):
+    answer = assistant.invoke({"question": "Can you explain the TREK pain-monitoring rule?"})
+    text = answer.answer.lower()
+    assert "three parts" in text and "2/10" in text and "next morning" in text, answer.answer
+    assert_grounded(answer)
+
+
+def test_a_passage_only_bm25_ranks_first_is_kept_through_fusion(assistant):
+    # Dense search is drawn to "runner's knee" passages; only BM25 (via "osteoarthritis") finds
+    # the arthritis section, and it must survive reciprocal rank fusion.
+    passages = assistant.lookup("does having runner's knee mean I'll get arthritis in my knee later?", k=5)
+    assert "Runner's knee and arthritis" in [p.section for p in passages]
