@@ -790,7 +790,8 @@ class Triage:
             action = CRISIS_ACTION if rule.id == "suicidal_thoughts" else (
                 EMERGENCY_ACTION if rule.level == "emergency" else URGENT_ACTION
             )
-            result.escalation = Escalation(level=rule.level, reason=rule.label, action=action, rule=rule.id, source=rule.source)
+            result.escalation = Escalation(level=rule.level, reason=rule.label, action=action, rule=rule.id, source=rule.source,
+                                           crisis=rule.id == "suicidal_thoughts")
             return result
         result.refusal = scope_refusal(text)
         return result

@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="run the gold questions, score them and write a report")
     add_db(p)
-    p.add_argument("--gold", nargs="+", metavar="FILE", help="gold JSONL files (default: evals/gold/*.jsonl)")
+    p.add_argument("--gold", nargs="+", metavar="FILE", help="gold JSONL files, scored as one split \"custom\" (default: the dev, test and real splits)")
+    p.add_argument("--split", nargs="+", choices=["dev", "test", "real"], help="only these splits (default: all three)")
+    p.add_argument("--stats", action="store_true", help="print the gold's counts by split, behaviour, red-flag row and tag; run nothing")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>)")
     p.add_argument("--compare", metavar="RUN_DIR", help="an earlier run to compare with, item by item")
     p.add_argument("--no-baselines", action="store_true", help="skip the BM25-only and textbook-RAG baselines")

