@@ -1,8 +1,8 @@
 """The assistant: {question, history} -> `Answer`, as a LangChain Runnable.
 
 message -> check input -> safety triage -> (escalate | refuse) or resolve follow-up -> retrieve
--> compose (or abstain). The question is embedded once; triage's semantic matching, retrieval, the
-FAQ match and sentence ranking all use that one vector.
+-> compose (or abstain). Each text is embedded once per question (`VectorCache`): the learned
+red-flag detector, retrieval, the FAQ match and sentence ranking share the vectors.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.retrieve import HybridRetriever, KnowledgeIndex
-from assistant.triage import REFUSALS, RULES_BY_ID, Triage, embed_fn_from, escalation_markdown
+from assistant.scope import REFUSALS
+from assistant.triage import Triage, escalation_markdown
 from knee.config import Settings
+from knee.encoder import get_encoder
 from knee.models import Answer, Citation
 from knee.store import StoreError, open_store
 
@@ -139,6 +141,24 @@ def resolve_follow_up(question: str, earlier: list[str], turns: int) -> str:
     return question
 
 
+class VectorCache:
+    """The embeddings of one question's texts: each text is embedded once, in one batch per call."""
+
+    def __init__(self, embed):
+        self.embed = embed
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def many(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            for t, v in zip(missing, self.embed(missing)):
+                self.vectors[t] = v
+        return np.asarray([self.vectors[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)
+
+    def one(self, text: str) -> np.ndarray:
+        return self.many([text])[0]
+
+
 class Assistant(Runnable[dict, Answer]):
     """Runnable: `invoke({"question": str, "history": [{"role", "content"}, ...]}) -> Answer`."""
 
@@ -146,10 +166,13 @@ class Assistant(Runnable[dict, Answer]):
         self.settings = settings
         self.store = open_store(settings, create=False)
         self.index = KnowledgeIndex(self.store, settings)
-        self.embeddings = self.store.embeddings
-        self._embed = embed_fn_from(self.embeddings)
+        # Questions are embedded with the NumPy port of the model (knee.encoder): the same vectors
+        # as the sentence-transformers model that embedded the knowledge base, without its imports.
+        self.embeddings = self.store.embeddings  # the LangChain embeddings of the store (ingest side)
+        self.encoder = get_encoder(settings.model_path)
+        self._embed = self.encoder.encode
         self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings)
-        self.triage = Triage(embed=self._embed, vocabulary=self.index.vocabulary)
+        self.triage = Triage(model_path=settings.model_path, extra_words=self.index.vocabulary)
         self.composer = Composer(self.index, settings)
         self.embed_one("warm up")  # the first encode pays one-off costs; do it at start, not on a user
 
@@ -176,30 +199,22 @@ class Assistant(Runnable[dict, Answer]):
         earlier = user_turns(history)
         too_long = len(text) > self.settings.max_question_chars
 
-        # Safety first, on the whole message however long: the question vector and its clauses'
-        # vectors are computed in one pass.
+        # Safety first, on the whole message however long, and on the earlier turns.
         t0 = time.perf_counter()
-        normalised = self.triage.normalise(text)
-        clauses = self.triage.semantic_clauses(normalised)
         head = text[: self.settings.max_question_chars]
         asked = without_negated(head)
-        if asked == head and len(clauses) == 1 and len(clauses[0]) >= 0.8 * len(normalised):
-            # One clause that is the message itself: the (uncased) model gives the same vector.
-            vectors = self._embed([asked])
-            vectors = np.vstack([vectors, vectors])
-        else:
-            vectors = self._embed([asked] + clauses)
-        q_vec = vectors[0]
-        t1 = time.perf_counter()
-        timings["embed"] = (t1 - t0) * 1000
-        verdict = self.triage.check(text, earlier, clause_vectors=vectors[1:] if clauses else None)
-        timings["triage"] = (time.perf_counter() - t1) * 1000
+        vectors = VectorCache(self._embed)
+        verdict = self.triage.check(text, earlier, embed=vectors.many)
+        timings["triage"] = (time.perf_counter() - t0) * 1000
 
         if verdict.escalation:
             esc = verdict.escalation
-            citations = self._escalation_citation(esc, q_vec)
+            citations = self._escalation_citation(esc)
             md = escalation_markdown(esc, f" [{citations[0].n}]" if citations else "")
             return self._finish(Answer(text[:2000], "escalate", md, citations, esc), started, timings)
+        t1 = time.perf_counter()
+        q_vec = vectors.one(asked)
+        timings["embed"] = (time.perf_counter() - t1) * 1000
         if too_long:
             msg = TOO_LONG_TEXT.format(n=len(text), limit=self.settings.max_question_chars)
             return self._finish(Answer(text[:2000], "refuse", msg, refusal="invalid_input"), started, timings)
@@ -234,14 +249,14 @@ class Assistant(Runnable[dict, Answer]):
         md, citations = composed
         return self._finish(Answer(text, "answer", md, citations), started, timings)
 
-    def _escalation_citation(self, escalation, q_vec: np.ndarray) -> list[Citation]:
-        """The knowledge base's passage on this red flag: the section the rule names, or failing
+    def _escalation_citation(self, escalation) -> list[Citation]:
+        """The knowledge base's passage on this red flag: the section the row names, or failing
         that (a corpus of one's own), the nearest red-flag passage."""
-        rule = RULES_BY_ID[escalation.rule]
-        p = self.index.find_section(rule.kb_section) if rule.kb_section else None
+        row = self.triage.table.row(escalation.rule)
+        p = self.index.find_section(row.kb_section) if row.kb_section else None
         if p is None:
             try:
-                hits = self.retriever.search(escalation.reason, k=1, topic="red-flags", query_vector=q_vec)
+                hits = self.retriever.search(escalation.reason, k=1, topic="red-flags")
             except Exception:
                 hits = []
             p = hits[0] if hits else None

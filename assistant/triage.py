@@ -1,823 +1,472 @@
-"""Safety triage: runs on every message, before retrieval.
+"""Safety triage: runs on every message, before anything is retrieved.
 
-1. Red flags -> an `Escalation` (emergency or urgent). Rules over a lexicon of symptom concepts
-   (typo-tolerant, negation-aware), plus semantic matching of each clause against example
-   phrasings. Everything a rule needs is in the one table `RED_FLAGS`, each rule with its source.
-2. Out of scope -> a refusal: prompt injection, medication and doses, other body parts and
-   conditions, unrelated tasks. (Questions the knowledge base simply does not cover are caught
-   later, by the composer's abstention.)
+Precedence, always: crisis (thoughts of suicide or self-harm, anywhere in the message or the
+conversation) -> emergency -> urgent -> scope refusal -> answer. Nothing else in a message turns a
+red flag into a refusal or an answer.
 
-Levels come from ../shared/knowledge/factsheet.md section 9 and factsheet-research.md section 6.
-Where sources disagree, the higher level is used (both files and DEVELOPERS.md say so): clinician
-pathways [S31][S32] send trauma with inability to bear weight, a locked knee after trauma, marked
-swelling after trauma and a hot swollen joint with fever to the emergency department, so those are
-`emergency` here although public pages say "urgent GP".
+The red flags are the rows of assistant/red_flags.yaml (data a clinician reviews). Two layers find
+them, and the higher level of either wins:
+1. rules over concepts: each row lists the symptom concepts it combines; a concept counts when it is
+   in the message or an earlier user turn (at least one of a row's concepts in this message), is not
+   denied within its own clause, is not hypothetical or about people in general, and (for acute
+   signs) is not about the past. Who (a child, someone 55 or over) and what happened (an injury)
+   are concepts too, read from words and ages;
+2. a learned detector (`assistant.classifier`) over the embeddings of each clause and sentence, for
+   wordings the phrases do not list, gated by the same context (a child row needs a child, an
+   "after an injury" row an injury, else its `otherwise` row).
+Every escalation names its row, quotes the words that raised it, and cites the red-flags article.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
+from assistant.classifier import Detection, RedFlagClassifier
+from assistant.language import Reading, Speller, ages, cue_at, model_vocabulary, read
+from assistant.redflags import CONTRAST, LEVEL_RANK, Row, Table, load_table, phrase_regex
+from assistant.scope import REFUSALS, scope_refusal
 from knee.models import Escalation
 
-EMERGENCY_ACTION = (
-    "Call your emergency number now (999 in the UK, 112 in Europe, 911 in the US) "
-    "or go to the nearest emergency department."
+# Words for the knee (a knee-only concept counts in a clause that names one of these, or no body part).
+_KNEE_WORDS = frozenset("knee knees kneecap kneecaps patella leg legs joint".split())
+# A concept anchored to the knee counts only in a sentence with one of these ("my insoles got deformed").
+_ANCHOR_WORDS = frozenset("knee kneecap patella leg joint bone shin thigh".split())
+_OTHER_PARTS = frozenset(
+    """ankle ankles foot feet toe toes hand hands wrist wrists finger fingers thumb thumbs arm arms elbow elbows
+    shoulder shoulders neck face eye eyes eyelid lip lips throat gland glands stomach belly tummy back jaw tongue calf
+    calves shin shins hip hips groin chest ear ears nose head""".split()
 )
-URGENT_ACTION = (
-    "See a doctor today: contact your GP for an urgent same-day appointment, call NHS 111 "
-    "(or your local urgent care line), or go to an urgent care centre."
+# Words that say nothing on their own about which red flag a clause describes: not counted as a
+# row's evidence for the learned detector (body words are everywhere in a knee chat).
+_PLAIN_WORDS = frozenset(
+    """a an and the my his her their our your its it it's i i'm he she they we me him them to of in on at for with from by
+    or but so up down out over off is was are were be been has have had do does did can't couldn't won't not no
+    knee kneecap patella leg joint foot feet toe toes calf lower back front side one this that these those all any
+    just really very so too more less than then now after before since when while if as about into""".split()
 )
-CRISIS_ACTION = (
-    "Please get help now: call your emergency number (999 in the UK, 112 in Europe, 911 in the US) "
-    "or go to the emergency department. You can also call a crisis line at any time, day or night: "
-    "Samaritans on 116 123 in the UK and Ireland, or 988 in the US."
+# A clause the learned detector scores has at least this many words ("and i nodded like i knew" is
+# already too vague; shorter fragments are noise).
+MIN_UNIT_WORDS = 4
+# "I can walk on it fine", "she can put weight on it": a clause that says someone CAN do what a red
+# flag says they cannot. Embeddings put it next to its opposite, so the learned detector skips it.
+_ABLE = re.compile(
+    r"\b(?:can|could|able to|managed to|manage to)(?: still| easily| fully| now)? (?:walk|stand|put|bear|run|jog|straighten|bend"
+    r"|move|breathe|feel|squat|lift|kick|sleep|weight)"
 )
+# Units of a message worth scoring with the learned detector, at most (the longest stories hold more
+# clauses; the first ones and the last ones are kept, where people put what worries them).
+MAX_UNITS = 24
+# A question about crisis in general ("what are the signs someone is suicidal?", "how do I help a
+# friend who self-harms?"): answered, not escalated. Any other sentence with crisis words escalates,
+# however it is phrased ("what's the point of anything anymore").
+_CRISIS_INFO = re.compile(
+    r"\b(?:signs?|symptoms?|warning|how (?:do|can|should) (?:i|you|we|people) (?:help|support|talk|spot|tell)|what (?:should|do) (?:i|you) say"
+    r"|someone who|a friend who|people who|support someone|help someone|statistics|how common|hotline numbers?|what number)\b"
+)
+# A crisis is undone only by a negation at most this many words before its words.
+CRISIS_NEGATION_REACH = 3
+# Earlier user turns the learned detector also reads for a crisis (the most recent ones).
+CRISIS_TURNS = 3
 
-
-# --------------------------------------------------------------------------- concepts
-# Each concept is a regular expression over the normalised message (lower case, straight quotes,
-# "cant" -> "can't", common typos corrected). Concepts name symptoms and context; rules combine them.
-
-_NEG_ABLE = r"(?:can't|cannot|can not|unable to|not able to|couldn't|could not|impossible to|won't)"
-_KNEEISH = r"(?:knee|kneecap|knee ?cap|patella|leg|joint)"
-
-CONCEPTS: dict[str, str] = {
-    "calf": r"\b(?:calf|calves|lower leg|back of (?:my |the |his |her )?(?:leg|shin))\b",
-    "calf_symptom": (
-        r"\b(?:calf|calves|lower leg)\b[^.;!?]{0,40}?\b(?:swell\w*|swollen|puff\w*|pain\w*|hurt\w*|ach\w*|sore|tender|warm|hot|red|throb\w*|tight)"
-        r"|\b(?:swollen|swelling|puffy|painful|sore|tender|warm|hot|red|throbbing|aching)\b[^.;!?]{0,25}?\b(?:calf|calves|lower leg)\b"
-    ),
-    "calf_dvt": (
-        r"\b(?:calf|calves|lower leg)\b[^.;!?]{0,40}?\b(?:swell\w*|swollen|puff\w*|warm|hot|red|redness)\b"
-        r"|\b(?:swollen|swelling|puffy|warm|hot|red)\b[^.;!?]{0,25}?\b(?:calf|calves|lower leg)\b"
-        r"|\b(?:blood clot|dvt|deep vein thrombosis)\b"
-    ),
-    "breathless": (
-        r"short(?:ness)? of breath|breathless|out of breath|can't (?:catch (?:my|his|her) |get (?:my|his|her) )?breath\w*"
-        r"|(?:struggl\w*|fighting|hard|difficult\w*|trouble|problems?) (?:to |with |in )?breath\w*|gasp\w*|wheez\w*"
-        r"|breathing (?:is |feels )?(?:hard|difficult|laboured|labored|fast|heavy)"
-    ),
-    "severe_breath": (
-        r"(?:severe(?:ly)?|really|very|extremely|sudden(?:ly)?|badly|so) (?:short of breath|breathless|out of breath)"
-        r"|can't breathe|struggl\w* to breathe|gasping for (?:air|breath)|couldn't breathe"
-    ),
-    "chest_pain": (
-        r"\bchest\b[^.;!?]{0,20}?\b(?:pain\w*|hurt\w*|tight\w*|pressure|discomfort|ach\w*|sore|heav\w*|crushing|squeez\w*|funny|strange|weird|odd|wrong)"
-        r"|\b(?:pain\w*|tight\w*|pressure|discomfort|ach\w*|crushing|squeez\w*|heavy|heaviness)\b[^.;!?]{0,25}?\bchest\b|heart attack|angina"
-    ),
-    "faint": (
-        r"\bfaint(?:ed|ing)?\b|passed out|pass out|passing out|blacked out|black out|lost consciousness"
-        r"|keeled over|collapsed (?:while|during|when|on|at the end of|after) (?:a |my |the )?(?:run|running|race|training|exercise|parkrun|jog)"
-        r"|\b(?:i|he|she) (?:just |suddenly )?collapsed\b|woke up on the (?:ground|floor|track|road|pavement)"
-    ),
-    "exercise": (
-        r"\b(?:run|runs|running|ran|jog\w*|exercis\w*|training|workout|race|racing|parkrun|marathon|sprint\w*|interval\w*"
-        r"|playing|football|soccer|netball|rugby|basketball|skiing|tennis|squash|hockey|volleyball|match|game)\b"
-    ),
-    "suicide": (
-        r"suicid\w*|kill(?:ing)? myself|end(?:ing)? (?:my|it) (?:life|all)|end it all|take my (?:own )?life"
-        r"|(?:want(?:ing|ed|s)?|urges?|thoughts? of|think(?:ing)? (?:of|about)|tempted|going|feel(?:ing)? like|plan(?:ning)?) (?:to )?hurt(?:ing)? myself"
-        r"|want(?:ed)? to die|wish i (?:was|were) dead|better off dead|self[- ]?harm\w*|harm(?:ing)? myself|cut(?:ting)? myself"
-        r"|no (?:reason|point) (?:to|in) (?:live|living|going on)|don't want to (?:live|be alive|be here|exist|wake up|go on)|wish i (?:could )?(?:die|didn't wake up|wasn't here|wasn't alive)"
-        r"|(?:better|happier) off without me|(?:be|are) better without me|can't go on|can't take (?:it|this) any ?more"
-        r"|(?:want|wish) (?:to|i could) disappear|no way out|not worth living|give up on life"
-        r"|(?:want(?:ing)?|thinking (?:of|about)|feel(?:ing)? like|going to|plan(?:ning)? to) end(?:ing)? (?:it|things|everything|my life)\b"
-        r"|better off (?:if i (?:was|were|am|wasn't|weren't) (?:gone|dead|not here|here)|without me)|(?:if|when) i(?:'m| am| was) gone\b"
-    ),
-    "deformed": (
-        r"deform\w*|dislocat\w*|out of (?:place|joint|position|its socket)|misshapen|disfigured"
-        r"|(?:looks?|looking|looked) (?:wrong|weird|odd|bent|twisted|crooked|out of shape|strange|funny)"
-        r"|wrong shape|(?:wrong|weird|strange|odd) place|(?:kneecap|knee ?cap|patella) (?:has |is |was )?(?:moved|shifted|slipped|slid|popped|pushed|sitting|went|came|jumped) (?:out|to the side|sideways|off)"
-        r"|popped out|(?:weird|strange|odd|funny|unnatural|wrong) angle|bone (?:is )?sticking out|sticking out (?:at|in) a"
-    ),
-    "foot_cold_pale": (
-        r"\b(?:foot|feet|toes?)\b[^.;!?]{0,30}?\b(?:cold|pale|white|blue|grey|gray|purple|mottled|no pulse)\b"
-        r"|\b(?:cold|pale|white|blue|grey|purple|mottled)\b[^.;!?]{0,15}?\b(?:foot|feet|toes?)\b|no pulse"
-        r"|\b(?:leg|shin)\b[^.;!?]{0,20}?\b(?:went|turned|gone|is|looks?) (?:cold and )?(?:pale|white|blue|purple|mottled|grey)\b"
-    ),
-    "foot_numb": (
-        r"\b(?:foot|feet|toes?)\b[^.;!?]{0,30}?\b(?:numb\w*|tingl\w*|pins and needles|no feeling|dead)\b"
-        r"|\b(?:numb\w*|tingl\w*|pins and needles)\b[^.;!?]{0,20}?\b(?:foot|feet|toes?|below the knee|down my leg)\b"
-        r"|can't feel (?:my |the |his |her )?(?:foot|feet|toes?|leg)|\b(?:leg|foot) (?:feels|felt|is|went|has gone|gone) (?:dead|numb)"
-    ),
-    "injury": (
-        r"\b(?:injur\w*|fell|fall|falling|fallen|tripped|trip over|slipped|slip|twist(?:ed|ing)?|tackl\w*|collid\w*|collision"
-        r"|crash\w*|accident|hit|landed (?:awkwardly|badly|wrong|funny|on)|banged|knocked|blow to|kicked|sprain\w*"
-        r"|wiped out|came off|went over|impact|hyperextend\w*|smashed|bashed)\b"
-    ),
-    "hot_red": r"\b(?:hot|warm|red|redness|inflamed|burning)\b",
-    "swollen": r"\b(?:swollen|swelling|swell|swells|swelled|puffy|puffed up|fluid|effusion|ballooned)\b",
-    "fever": (
-        r"\b(?:fever\w*|temperature|feverish|high temp|chills|shiver\w*|rigou?rs|night sweats|flu[- ]?like)\b"
-        r"|feel(?:ing|s)? (?:really |very |quite )?(?:unwell|ill|sick|poorly|rough|awful|terrible)|\bunwell\b"
-    ),
-    "no_weight": (
-        _NEG_ABLE + r" (?:put|bear|take|stand|place|carry) (?:any |much |my )?(?:weight|pressure)"
-        r"|" + _NEG_ABLE + r" (?:walk|stand|hobble)\b(?! (?:far|long|very|more|up|down|without|properly|normally|fast|quickly|as|for|still|around))"
-        r"|" + _NEG_ABLE + r" move (?:my|the|his|her) (?:leg|knee)"
-        r"|" + _NEG_ABLE + r" (?:take|manage) (?:a|one|four|4|a single|two|2) steps?"
-        r"|" + _NEG_ABLE + r" (?:step|stand|lean) on (?:it|my leg|the leg|that leg|my knee)"
-        r"|(?:no|zero|non)[- ]?weight[- ]?bearing|(?:buckles|collapses) (?:when|if|as soon as) i (?:stand|put weight|step)"
-    ),
-    "swelling_fast": (
-        r"(?:swell\w*|swollen|puffed up|ballooned|blew up)[^.;!?]{0,40}?(?:straight away|right away|immediately|within (?:an? |a few |\d+ |one |two |the )?(?:minutes?|hours?)"
-        r"|quickly|rapidly|fast|huge|massive|like a balloon|instantly|in minutes|twice (?:the|its) (?:normal )?size|double)"
-        r"|(?:huge|massive|big|large|severe|rapid|sudden|lots of|a lot of) (?:swelling|amount of swelling)|ballooned|blew up|puffed up|swelled up"
-        r"|(?:massively|hugely|really|very|badly|extremely|super|so) (?:swollen|swelled)"
-    ),
-    "pop": r"(?:heard|felt|there was) (?:a |an |something )?(?:loud )?(?:pop|crack|snap|tear|rip|clunk)|went pop|popping sound|\bsnapped\b",
-    "locked": (
-        r"\block(?:ed|s|ing)?\b(?! ?(?:down|screen|box|er|smith))"
-        r"|(?:knee|leg|joint|it|it's|it is)\b[^.;!?]{0,15}?\bstuck\b|stuck (?:bent|in (?:a |one )?(?:bent )?position)"
-        r"|(?:won't|can't|cannot|unable to|not able to|couldn't|will not) (?:fully |completely |properly )?(?:straighten|extend|unbend|unlock|unjam)"
-        r"|\bjammed\b|\bcatch(?:es|ing)? and lock|(?:won't|doesn't|can't) (?:come|go) (?:fully )?straight|(?:won't|can't|couldn't) get (?:it|my leg|my knee|the knee|the leg) (?:fully |completely )?straight"
-    ),
-    "cant_bend": r"(?:won't|can't|cannot|unable to|not able to|couldn't) (?:bend|flex) (?:it|my knee|the knee|the leg|my leg)?",
-    "giving_way": (
-        r"giv(?:es|ing) way|gave way|give way|giving out|gives out|gave out|buckl\w*|unstable|instability"
-        r"|(?:knee|leg) (?:collapsed|collapses|keeps collapsing|went from under|goes out|went out)|(?:feels?|felt) (?:wobbly|loose|unstable)"
-    ),
-    "child": (
-        r"\b(?:my |our |a )?(?:son|daughter|child|children|kid|kids|boy|girl|toddler|teen|teens|teenager|teenage|adolescent|grandson"
-        r"|granddaughter|stepson|stepdaughter|nephew|niece)\b"
-        r"|\b(?:he|she)(?:'s| is) (?:[4-9]|1[0-7])\b(?! ?(?:km|k|miles?|min|minutes|kg|weeks?|days?))"
-        r"|\b(?:[4-9]|1[0-7])[- ]?(?:year|yr)s?[- ]?old\b|\bi'm (?:[4-9]|1[0-7])\b(?! ?(?:km|k|miles?|min|minutes|weeks?|days?))|\b(?:aged?) (?:[4-9]|1[0-7])\b"
-    ),
-    "limp_or_hip": r"\blimp\w*|\bhobbl\w*|\bhip\b|\bgroin\b|\bthigh pain|(?:pain|hurts?|ache|aching|sore) (?:in|at|around) (?:his|her|their|my|the) thigh|won't walk|refus\w* to walk",
-    "night_pain": (
-        r"(?:at|during the|every|in the) night|nights?\b|wakes? (?:me|him|her|them)(?: up)?|woken|woke (?:me |him |her )?up"
-        r"|keeps (?:me|him|her) (?:up|awake)|can't sleep|in bed|overnight|nocturnal"
-    ),
-    "systemic": (
-        r"(?:los(?:t|ing)|dropp(?:ed|ing)|shed) (?:a lot of |so much |lots of |\d+ ?(?:kg|kilos?|pounds?|lbs?|stone) (?:of )?)?weight"
-        r"|(?:los(?:t|ing)|dropp(?:ed|ing)|shed) (?:about |around |over |nearly |almost |like |maybe )?(?:\d+(?:\.\d+)?|a|two|three|four|five|six) ?(?:kg|kgs|kilos?|pounds?|lbs?|stone)\b"
-        r"|weight loss|weight has dropped|cancer|tumou?r|chemo\w*|night sweats|\bfever\w*|lump"
-    ),
-    "age55": (
-        r"\b(?:5[5-9]|[6-9]\d)[- ]?(?:years?|yrs?)[- ]?old\b|\bi'm (?:5[5-9]|[6-9]\d)\b(?! ?(?:km|k|miles?|min|kg))|\baged? (?:5[5-9]|[6-9]\d)\b"
-        r"|\b(?:elderly|pensioner|grandmother|grandfather|grandma|grandpa|granny|older (?:man|woman|person|adult|lady))\b"
-        r"|\bin (?:my|his|her) (?:late fifties|sixties|seventies|eighties|nineties|60s|70s|80s|90s)\b"
-    ),
-}
-
-# Concepts whose patterns join two words across a window of other words.
-WINDOWED = frozenset({"calf_symptom", "calf_dvt", "chest_pain", "foot_cold_pale", "foot_numb", "swelling_fast", "locked"})
-# Concepts that set the scene and may come from the user's earlier turns.
-CONTEXT_CONCEPTS = ("injury", "child", "exercise", "age55")
-_COMPILED = {name: re.compile(pattern) for name, pattern in CONCEPTS.items()}
+Embed = Callable[[list[str]], np.ndarray]
 
 
 @dataclass(frozen=True)
-class RedFlag:
-    id: str
-    level: str  # "emergency" | "urgent"
-    label: str  # what the red flag is, in plain words (the escalation's reason)
-    why: str  # why it matters, for the reply
-    source: str  # where the red flag and its level come from
-    triggers: tuple[frozenset[str], ...]  # any one set of concepts, all present, fires the rule
-    examples: tuple[str, ...] = ()  # everyday phrasings for semantic matching
-    requires: frozenset[str] = frozenset()  # concepts a semantic match also needs (context)
-    kb_section: str = ""  # the knowledge base's section on this red flag, cited in the reply
+class Mention:
+    """A concept found in a message: where, and in the user's own words."""
+
+    concept: str
+    words: str
+    turn: int  # 0: this message; 1: the user's previous message; 2: the one before ...
+    ambiguous: bool = False  # inside "what should I do if ...?" about oneself: read as a report
+    # Inside a question about people in general ("is it normal for runner's knee to get red and
+    # swollen?"): it completes a red flag the person describes in plain words ("I've also had a
+    # fever"), never raises one alone.
+    weak: bool = False
+    sentence: str = ""  # the whole sentence it is in, in the user's words
 
 
-def _t(*sets: str) -> tuple[frozenset[str], ...]:
-    return tuple(frozenset(s.split()) for s in sets)
-
-
-# The one table of red flags. Order matters only for ties: the first matching rule of the highest
-# level gives the reason.
-RED_FLAGS: tuple[RedFlag, ...] = (
-    RedFlag(
-        "clot_in_lung", "emergency",
-        "calf pain or swelling together with breathlessness or chest pain",
-        "Calf pain or swelling with breathlessness or chest pain can mean a blood clot has travelled to the lung.",
-        "factsheet.md s.9 [NHS-DVT]; factsheet-research.md s.6 [S35c]",
-        _t("calf_symptom breathless", "calf_symptom chest_pain", "calf_dvt breathless", "calf_dvt chest_pain", "calf breathless"),
-        ("my calf is swollen and i'm short of breath", "sore swollen calf and now my chest hurts when i breathe in",
-         "leg swelling and i can't catch my breath", "calf pain and breathlessness", "my calf is red and hot and i feel breathless"),
-        kb_section="Calf pain or swelling with breathlessness or chest pain",
-    ),
-    RedFlag(
-        "chest_pain_or_fainting", "emergency",
-        "chest pain, fainting or severe breathlessness",
-        "Chest pain, fainting or severe breathlessness, especially during exercise, can be a sign of a heart or lung problem.",
-        "factsheet.md s.9 [NHS-CHEST]",
-        _t("chest_pain", "faint", "severe_breath"),
-        ("i got chest pain during my run", "i fainted while running", "i passed out at the end of my race",
-         "my chest feels tight and heavy when i run", "i blacked out on a run", "i couldn't breathe at all during the run and nearly collapsed"),
-        kb_section="Chest pain, fainting or severe breathlessness during exercise",
-    ),
-    RedFlag(
-        "suicidal_thoughts", "emergency",
-        "thoughts of suicide or self-harm",
-        "Thoughts of suicide or self-harm need urgent support from people who can help right now.",
-        "factsheet.md s.9 [NHS-CRISIS]",
-        _t("suicide"),
-        ("i want to kill myself", "i don't want to live anymore", "i've been thinking about ending my life",
-         "i feel like hurting myself", "there's no point in living if i can't run", "i want to end it all"),
-        kb_section="Thoughts of suicide or self-harm",
-    ),
-    RedFlag(
-        "deformed_knee", "emergency",
-        "a knee that looks deformed or out of place",
-        "A knee or kneecap that looks deformed or out of place can mean a dislocation or a fracture.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6 [S32]",
-        _t("deformed"),
-        ("my knee looks deformed after the fall", "my kneecap has moved to the side", "my knee is at a weird angle",
-         "i think i dislocated my kneecap", "the knee looks bent the wrong way after i landed"),
-        kb_section="A knee that looks deformed after an injury",
-    ),
-    RedFlag(
-        "foot_circulation", "emergency",
-        "a cold, pale, numb or tingling foot after a knee injury",
-        "A cold, pale, numb or tingling foot after a knee injury can mean damage to the blood vessels or nerves.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6 [S33][S36]",
-        _t("foot_cold_pale", "foot_numb injury"),
-        ("my foot went cold and pale after i hurt my knee", "after the fall my foot is numb and tingling",
-         "my toes are blue since the knee injury", "i can't feel my foot since i twisted my knee"),
-        requires=frozenset(),
-        kb_section="A cold, pale, numb or tingling foot after a knee injury",
-    ),
-    RedFlag(
-        "hot_swollen_knee_fever", "emergency",
-        "a hot, red or swollen knee with a fever or feeling unwell",
-        "A hot, swollen knee with a fever or feeling unwell can be a joint infection, which needs treatment in hospital quickly.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6: EMERGENCY in clinician pathways [S31][S32], urgent on public pages [S34]; the higher level is used",
-        _t("hot_red fever", "swollen fever"),
-        ("my knee is hot red and swollen and i have a fever", "swollen warm knee and i feel shivery and unwell",
-         "my knee is puffy and hot and i've got a temperature"),
-        kb_section="A hot, red, swollen knee with a fever",
-    ),
-    RedFlag(
-        "no_weight_after_injury", "emergency",
-        "cannot put weight on the leg after an injury or a fall",
-        "Not being able to put weight on the leg after an injury can mean a fracture (a criterion of the Ottawa Knee Rules for an X-ray).",
-        "factsheet.md s.9 [NHS-KNEE][OTTAWA]; factsheet-research.md s.6: EMERGENCY in a clinician pathway [S31]; the higher level is used",
-        _t("no_weight injury", "no_weight child"),
-        ("i fell and now i can't put any weight on my leg", "after the tackle i can't walk on it",
-         "i twisted my knee and can't stand on it", "since the fall i can't take a single step", "i slipped and can't bear weight on that leg"),
-        requires=frozenset({"injury"}),
-        kb_section="Cannot put weight on the leg after an injury or fall",
-    ),
-    RedFlag(
-        "swelling_after_injury", "emergency",
-        "marked swelling soon after an injury",
-        "A knee that swells up quickly after an injury may be bleeding into the joint, for example from a torn ligament or a fracture.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6: trauma with swelling EMERGENCY [S31]; the higher level is used",
-        _t("swelling_fast injury", "swelling_fast pop", "swollen pop injury"),
-        ("i twisted my knee and it swelled up straight away", "heard a pop and the knee ballooned within an hour",
-         "after the fall my knee is massively swollen"),
-        requires=frozenset({"injury"}),
-        kb_section="Severe swelling soon after an injury",
-    ),
-    RedFlag(
-        "locked_after_injury", "emergency",
-        "a locked knee that cannot straighten after an injury",
-        "A knee that is locked and cannot straighten after an injury may have a torn cartilage or another structure blocking the joint.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6: after trauma EMERGENCY [S31], URGENT [S32]; the higher level is used",
-        _t("locked injury"),
-        ("i twisted my knee and now it's stuck and won't straighten", "after the fall my knee locked and i can't straighten it"),
-        requires=frozenset({"injury"}),
-        kb_section="A locked knee after an injury",
-    ),
-    RedFlag(
-        "child_cannot_walk", "emergency",
-        "a child or teenager with knee or hip pain who cannot walk or put weight on the leg",
-        "In children and teenagers, knee pain can come from the hip, and a child who cannot walk should not be made to walk before a specialist review.",
-        "factsheet-research.md s.6 [S40]: EMERGENCY if the child cannot bear weight (the research file's suggested level)",
-        _t("child no_weight"),
-        ("my son can't walk on his leg and says his knee hurts", "my daughter won't put weight on her leg"),
-        requires=frozenset({"child"}),
-        kb_section="A child or teenager with knee pain and a limp or hip pain",
-    ),
-    RedFlag(
-        "locked_knee", "urgent",
-        "a locked knee that cannot straighten",
-        "A knee that locks and cannot fully straighten may have a torn cartilage or a loose fragment blocking the joint.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6 [S32]",
-        _t("locked"),
-        ("my knee is stuck and won't straighten", "my knee keeps locking", "the knee is jammed bent", "i can't straighten my knee fully"),
-        kb_section="A locked knee after an injury",
-    ),
-    RedFlag(
-        "no_weight", "urgent",
-        "cannot put weight on the leg",
-        "Not being able to put weight on the leg needs a doctor's assessment to rule out a fracture or another serious cause.",
-        "factsheet.md s.9 [NHS-KNEE][OTTAWA]",
-        _t("no_weight"),
-        ("i can't put weight on it", "i can't stand on my leg", "i can't walk on it at all", "unable to bear weight on my leg"),
-        kb_section="Cannot put weight on the leg after an injury or fall",
-    ),
-    RedFlag(
-        "hot_swollen_knee", "urgent",
-        "a hot, red, swollen knee",
-        "A hot, red, swollen knee can be a sign of a joint infection or inflammation and needs to be checked quickly.",
-        "factsheet.md s.9 [NHS-KNEE]",
-        _t("hot_red swollen"),
-        ("my knee is hot red and swollen", "my knee is warm and puffy", "the joint is red hot and swollen"),
-        kb_section="A hot, red, swollen knee with a fever",
-    ),
-    RedFlag(
-        "giving_way_after_injury", "urgent",
-        "a knee that keeps giving way after an injury",
-        "A knee that gives way after an injury may have a damaged ligament and needs to be checked.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.6 [S33]",
-        _t("giving_way injury", "pop injury", "pop giving_way", "pop swollen", "pop exercise"),
-        ("since i twisted it my knee keeps giving way", "after the tackle my knee buckles", "i heard a pop when i landed and it feels unstable"),
-        requires=frozenset({"injury"}),
-        kb_section="A pop or a knee that keeps giving way after an injury",
-    ),
-    RedFlag(
-        "calf_clot", "urgent",
-        "calf swelling, pain, warmth or redness",
-        "A swollen, warm or red calf can be a deep vein thrombosis (a blood clot in the leg), which needs checking the same day.",
-        "factsheet.md s.9 [NHS-DVT]; factsheet-research.md s.6 [S35b]",
-        _t("calf_dvt"),
-        ("my calf is swollen and warm", "one calf is red hot and puffy", "my calf is swollen and sore", "i think i have a blood clot in my leg"),
-        kb_section="Calf swelling, pain and warmth without breathing problems",
-    ),
-    RedFlag(
-        "child_limp_hip", "urgent",
-        "a child or teenager with knee pain and a limp or hip pain",
-        "In children and teenagers, knee pain with a limp or hip pain can come from a hip problem such as a slipped growth plate (SCFE), which needs prompt assessment.",
-        "factsheet.md s.9 [NHS-KNEE]; factsheet-research.md s.5-6 [S40]",
-        _t("child limp_or_hip"),
-        ("my 12 year old has knee pain and is limping", "my son's knee hurts and he has pain in his hip",
-         "my teenage daughter is limping and says her knee aches", "my child has a limp and sore knee"),
-        requires=frozenset({"child"}),
-        kb_section="A child or teenager with knee pain and a limp or hip pain",
-    ),
-    RedFlag(
-        "night_pain_systemic", "urgent",
-        "night pain with unexplained weight loss, fever or a history of cancer",
-        "Knee pain that wakes you at night together with weight loss, fever or a history of cancer needs a doctor's check for a serious cause.",
-        "factsheet.md s.9; factsheet-research.md s.6 [S32][S37]",
-        _t("night_pain systemic"),
-        ("my knee pain wakes me at night and i've lost weight without trying", "pain at night and i had cancer before",
-         "the knee aches every night and i keep losing weight"),
-        kb_section="Night pain with weight loss, fever or a history of cancer",
-    ),
-    RedFlag(
-        "older_adult_injury", "urgent",
-        "knee pain after an injury or a fall at age 55 or over",
-        "After a knee injury at age 55 or over, the Ottawa Knee Rules say an X-ray is needed to check for a fracture.",
-        "factsheet.md s.9 [OTTAWA]; factsheet-research.md s.6 [S30]",
-        _t("age55 injury", "cant_bend injury"),
-        ("i'm 67 and fell on my knee", "my elderly mother fell and hurt her knee", "after the fall i can't bend my knee"),
-        requires=frozenset({"injury"}),
-        kb_section="The five criteria",
-    ),
-)
-RULES_BY_ID = {r.id: r for r in RED_FLAGS}
-_LEVEL_RANK = {"emergency": 2, "urgent": 1}
-
-
-# --------------------------------------------------------------------------- normalising
-
-_CONTRACTIONS = {
-    r"\bcant\b": "can't", r"\bcannot\b": "can't", r"\bcan not\b": "can't", r"\bwont\b": "won't",
-    r"\bdont\b": "don't", r"\bdoesnt\b": "doesn't", r"\bdidnt\b": "didn't", r"\bisnt\b": "isn't",
-    r"\barent\b": "aren't", r"\bwasnt\b": "wasn't", r"\bhasnt\b": "hasn't", r"\bhavent\b": "haven't",
-    r"\bcouldnt\b": "couldn't", r"\bim\b": "i'm", r"\bive\b": "i've", r"\bits\b": "it's", r"\bi am\b": "i'm",
-    r"\bit is\b": "it's", r"\bwill not\b": "won't", r"\bdo not\b": "don't", r"\bdoes not\b": "doesn't",
-    r"\bdid not\b": "didn't", r"\bis not\b": "isn't", r"\bwas not\b": "wasn't", r"\bcould not\b": "couldn't",
-    r"\bhave not\b": "haven't", r"\bhas not\b": "hasn't", r"\bare not\b": "aren't",
-}
-_CONTRACTION_RES = [(re.compile(k), v) for k, v in _CONTRACTIONS.items()]
-
-# Words a typo is corrected to (only words that matter for red flags and scope).
-KEYWORDS = sorted(set("""
-swollen swelling swelled breath breathless breathing breathe chest faint fainted fainting fever feverish
-temperature locked locking straighten straighten weight numb numbness tingling tingly pale deformed
-deformity dislocated dislocation suicidal suicide calf calves limping limp injury injured twisted
-falling fallen tripped tackle collapsed unbearable shivery unwell redness throbbing blood clot
-thrombosis kneecap stuck giving buckled buckles unstable teenager daughter cancer tumour night
-ibuprofen naproxen paracetamol acetaminophen painkillers dosage milligrams tablets instructions
-ignore previous prompt system shoulder elbow wrist ankle achilles plantar fasciitis
-""".split()))
-_KNOWN = set(KEYWORDS)
-_WORD = re.compile(r"[a-z][a-z']+")
-
-
-# Common words that sit one or two letters away from a keyword and must never be "corrected".
-_COMMON = set("""
-should would could shoulders sight light right might fight tight eight ought night weigh weighs
-their there where these those three threw through though thought while white whole about above
-after again being below black bread break breed bring broad brown chase cheap check cheat child
-clock cloak faith fainter feather fewer fiver later lever liver lucky never numbs other otherwise
-plain plane plate place shallow shoulder since still stock stick straight strain strait stuff
-swallow swallen taking tinkling under until water which whose women world worse worst write
-""".split())
-
-
-def _osa_distance(a: str, b: str, limit: int) -> int:
-    """Edit distance with transpositions (optimal string alignment), stopping early past `limit`."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    prev2, prev = None, list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if prev2 is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[-1]
-
-
-@lru_cache(maxsize=4096)
-def _correct(word: str) -> str:
-    """The keyword a misspelt word stands for: same first letter, one edit away (two for long words)."""
-    if word in _COMMON:
-        return word
-    limit = 1 if len(word) < 8 else 2
-    best, best_d = word, limit + 1
-    for keyword in KEYWORDS:
-        if keyword[0] != word[0]:
-            continue
-        d = _osa_distance(word, keyword, limit)
-        if d < best_d:
-            best, best_d = keyword, d
-    return best
-
-
-def normalise(text: str, vocabulary: frozenset[str] = frozenset(), fuzzy_chars: int = 4000) -> str:
-    """Lower case, straight quotes, contractions written one way, and typos of red-flag words
-    corrected ("swolen" -> "swollen"); words known to the corpus are never "corrected"."""
-    text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
-    text = re.sub(r"\s+", " ", text)
-    for pattern, repl in _CONTRACTION_RES:
-        text = pattern.sub(repl, text)
-
-    def fix(m: re.Match) -> str:
-        w = m.group(0)
-        if len(w) < 5 or w in _KNOWN or w in vocabulary or "'" in w:
-            return w
-        return _correct(w)
-
-    head, tail = text[:fuzzy_chars], text[fuzzy_chars:]
-    return _WORD.sub(fix, head) + tail
-
-
-# --------------------------------------------------------------------------- negation and clauses
-
-_NEGATION = re.compile(
-    r"\b(?:no|not|never|without|isn't|aren't|wasn't|weren't|don't|doesn't|didn't|haven't|hasn't|hadn't|nor|none|neither"
-    r"|free of|denies|deny|zero|nothing like|rather than|instead of|ruled out|no sign of|no signs of|absence of)\b"
-)
-# A negation reaches to the end of its clause: a sentence end, a contrast word, or a new subject.
-_CLAUSE_END = re.compile(
-    r"[.;!?\n]|\b(?:but|although|though|however|yet|except|whereas|while|and then|then|now)\b"
-    r"|,\s*(?=(?:and |so )?(?:my|i|i'm|i've|it|it's|the|he|she|his|her|there|they|we)\b)"
-    r"|\b(?:and|so)\s+(?=(?:my|i|i'm|i've|it|it's|the|he|she|his|her|there|they|we|now|then)\b)"
-)
-# Conditional or general questions ("what should I do if my knee locks?") describe no one's symptom.
-_HYPOTHETICAL = re.compile(
-    r"\b(?:if|what if|in case|whether|signs? of|symptoms? of|warning signs?|red flags?|such as|how (?:do|would|can) (?:i|you) (?:know|tell)"
-    r"|what (?:are|is) (?:the )?(?:signs?|symptoms?)|when should|when do i need|when is it)\b"
-)
-_DESCRIPTIVE = re.compile(
-    r"\b(?:i have|i've got|i've had|i had|i got|i fell|i heard|i felt|i can't|i'm|my \w+ (?:is|was|has|have|feels|felt|keeps|went|looks|won't|can't)"
-    r"|(?:he|she|they) (?:has|have|had|is|was|can't|won't|fell)|it's (?:swollen|locked|stuck|hot|red|numb|cold))\b"
-)
-
-
-def clause_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for m in _CLAUSE_END.finditer(text):
-        if m.start() > start:
-            spans.append((start, m.start()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for m in re.finditer(r"[.!?\n]+", text):
-        spans.append((start, m.end()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
-def _is_negated(text: str, start: int, clauses: list[tuple[int, int]]) -> bool:
-    for a, b in clauses:
-        if a <= start < b:
-            return bool(_NEGATION.search(text, a, start))
-    return False
-
-
-# A question about people in general ("when does a runner's calf pain count as a clot?", "why
-# do clinicians check the hip when a teenager has knee pain?"): a generic subject or wording, and
-# nobody's own symptom (no "I", "my", "my son", "she" ...) anywhere in the sentence.
-_GENERIC = re.compile(
-    r"\b(?:in general|generally|typically|usually|count(?:s)? as|treated as|considered|classed as|regarded as"
-    r"|a (?:runner|runner's|patient|patient's|person|person's|child|child's|teenager|teenager's|teen|adult|athlete)\b"
-    r"|someone|somebody|anyone|people|runners|patients|clinicians?|doctors|physios?|physiotherapists)"
-)
-_PERSONAL = re.compile(
-    r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|our|us|he|she|his|her|him|hers|they|them|their|son|daughter|mum|mom|dad"
-    r"|husband|wife|partner|boyfriend|girlfriend|friend|kid|brother|sister|grandson|granddaughter|grandma|grandpa|it's|it)\b"
-)
-
-
-_QUESTION_WORDS = "what|when|how|should|is|are|do|does|can|could|would|which"
-_QUESTION_START = re.compile(rf"\s*(?:{_QUESTION_WORDS})\b")
-_GENERAL_QUESTION_START = re.compile(rf"(?:in general,? )?(?:why|{_QUESTION_WORDS})\b")
-
-
-def _is_general_question(sentence: str) -> bool:
-    s = sentence.strip()
-    is_question = s.endswith("?") or _GENERAL_QUESTION_START.match(s)
-    return bool(is_question and _GENERIC.search(s) and not _PERSONAL.search(s))
-
-
-def _is_hypothetical(text: str, start: int, sentences: list[tuple[int, int]]) -> bool:
-    """A match inside a general or conditional question, with no first-hand description before it."""
-    for a, b in sentences:
-        if a <= start < b:
-            sentence = text[a:b]
-            if _is_general_question(sentence):
-                return True
-            if "?" not in sentence and not _QUESTION_START.match(sentence):
-                return False
-            hyp = _HYPOTHETICAL.search(text, a, start + 1)
-            if not hyp:
-                return False
-            return not _DESCRIPTIVE.search(text, a, hyp.start())
-    return False
-
-
-def _clause_of(pos: int, clauses: list[tuple[int, int]]) -> int:
-    for i, (a, b) in enumerate(clauses):
-        if a <= pos < b:
-            return i
-    return -1
-
-
-def detect_concepts(text: str) -> tuple[set[str], dict[str, str]]:
-    """Concepts present, and neither negated nor hypothetical, in normalised `text`; with the
-    words that matched. A match must lie within one clause ("my calf is fine but my knee is
-    swollen" is no swollen calf), and both its first and its last word must be un-negated
-    ("calf is tight but not swollen" is no swollen calf either)."""
-    clauses = clause_spans(text)
-    sentences = _sentence_spans(text)
-    found: dict[str, str] = {}
-    for name, regex in _COMPILED.items():
-        for m in regex.finditer(text):
-            first, last = m.start(), max(m.end() - 1, m.start())
-            if _clause_of(first, clauses) != _clause_of(last, clauses):
-                continue
-            if name == "suicide":
-                # Never explained away as a question or a far-off negation: only "not" / "no
-                # thoughts of" right before the words undo it ("i'm not suicidal").
-                just_before = re.split(r",|\b(?:and|but|so)\b", text[max(0, first - 25) : first])[-1]
-                if not _NEGATION.search(just_before):
-                    found[name] = m.group(0)
-                    break
-                continue
-            if _is_negated(text, first, clauses):
-                continue
-            # A window between two words ("calf ... swollen") must not hold a negation itself.
-            if name in WINDOWED and _NEGATION.search(m.group(0), 1):
-                continue
-            if _is_hypothetical(text, first, sentences):
-                continue
-            found[name] = m.group(0)
-            break
-    return set(found), found
-
-
-# --------------------------------------------------------------------------- scope
-
-_INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules|prompts?|guidelines|previous|above|system|restrictions)"
-    r"|\b(?:system|hidden|initial|original) prompt|\bprompt injection|\bjailbreak|\bdeveloper mode|\bdan mode"
-    r"|\b(?:reveal|show|print|repeat|tell me|output|leak|what (?:is|are)) (?:me )?(?:your|the) (?:system |hidden |initial |secret )?(?:prompt|instructions|rules|configuration)"
-    r"|\byou are (?:now|no longer)\b|\bpretend (?:to be|you are)|\bact as (?:a|an|my)\b|\broleplay as|\bfrom now on you"
-)
-_MEDICINES = (
-    r"ibuprofen|naproxen|paracetamol|acetaminophen|aspirin|diclofenac|codeine|tramadol|morphine|oxycodone|nsaids?|painkillers?"
-    r"|pain ?killers?|pain relief (?:tablets|pills|medication)|anti[- ]?inflammator(?:y|ies)|steroids?|cortisone|prednisolone|voltaren|advil"
-    r"|tylenol|aleve|nurofen|motrin|celecoxib|opioids?|gabapentin|pregabalin|medications?|(?:take|taking|took|any|which|what) medicines?"
-    r"|medicines? for|tablets?|pills?|drugs?|injections?"
-    r"|supplements?|glucosamine|turmeric|collagen|cbd|creatine"
-)
-_MEDICATION = re.compile(r"\b(?:" + _MEDICINES + r")\b")
-_DOSE = re.compile(r"\b(?:dose|doses|dosage|how (?:much|many)|mg|milligrams?|ml|max(?:imum)?|per day|a day|twice|times a day|take|prescribe)\b")
-_OTHER_PARTS = re.compile(
-    r"\b(?:shoulders?|elbows?|wrists?|fingers?|thumbs?|neck|back pain|lower back|upper back|spine|spinal|sciatica|ankles?|heels?|achilles"
-    r"|plantar|fasciitis|toes? (?:pain|hurts?)|shin splints|hamstring strain|groin strain|headaches?|migraines?|teeth|tooth|stomach"
-    r"|skin|rash|acne|jaw|ribs?|tennis elbow|carpal tunnel|bunions?)\b"
-)
-_OTHER_CONDITIONS = re.compile(
-    r"\b(?:diabetes|asthma|covid|coronavirus|flu jab|vaccines?|pregnan\w*|depression|anxiety|blood pressure|cholesterol|gout"
-    r"|rheumatoid|lupus|psoriasis|osteoporosis|hay fever|allerg\w*|cold sores?|insomnia|weight loss diet|keto|vegan diet|thyroid)\b"
-)
-# Other knee conditions and operations the knowledge base does not cover: refused even though
-# they mention the knee (a composer answer would stitch runner's-knee passages onto them).
-_OTHER_KNEE_CARE = re.compile(
-    r"\b(?:acl|anterior cruciate)(?: ligament)? (?:reconstruction|surgery|repair|graft|rehab\w*)"
-    r"|\b(?:total |partial )?knee replacements?\b|\barthroplasty\b|\bmeniscectomy\b|\bmenisc\w* (?:repair|surgery)"
-)
-_KNEE_TOPIC = re.compile(
-    r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|runner'?s knee|quads?|quadriceps|glutes?|patellofemoral|run|runs|running|runner|runners"
-    r"|jog\w*|cadence|stride|squats?|lunges?|step[- ]ups?|calf raises?|orthotics?|insoles?|orthoses|taping|tape|brace|foam roll\w*|marathon|parkrun|hip)\b"
-)
-_UNRELATED_TASK = re.compile(
-    r"\b(?:write|compose) (?:me )?(?:a|an) (?:poem|story|essay|song|haiku|joke|email|letter|code|program|script)\b|\btranslate\b"
-    r"|\brecipes?\b|\bweather\b|\bstock (?:price|market)\b|\bbitcoin\b|\bcapital of\b|\bwho won\b|\bfootball scores?\b|\bpython code\b"
-    r"|\bjavascript\b|\bsql\b|\bhomework\b|\bmovie recommendations?\b|\blottery\b|\bhoroscope\b|\bcrypto\b"
-)
-
-SCOPE_HELP = (
-    "I can help with runner's knee (pain around or behind the kneecap): what it is and why it happens, "
-    "exercises and strength work, running with it and getting back to running, technique, insoles, taping "
-    "and braces, prevention, how long it lasts, and when to see a doctor."
-)
-REFUSALS = {
-    "injection": "I can't change how I work or share my instructions. " + SCOPE_HELP,
-    "medication": (
-        "I can't advise on medicines, supplements or doses. A pharmacist or your doctor can tell you which pain "
-        "relief is safe for you and how to take it. " + SCOPE_HELP
-    ),
-    "out_of_scope": (
-        "That is outside what I can help with: my knowledge base covers only runner's knee. For other problems, "
-        "please ask a doctor, physiotherapist or pharmacist. " + SCOPE_HELP
-    ),
-    "unrelated": "That is outside what I can help with. " + SCOPE_HELP,
-}
+@dataclass
+class Finding:
+    row: Row
+    layer: str  # "rules" or "model"
+    score: float
+    mentions: list[Mention]
+    unit: str = ""  # for the model: the clause or sentence that raised it
 
 
 @dataclass
 class TriageResult:
     escalation: Escalation | None = None
     refusal: str | None = None  # a key of REFUSALS
-    matched_rules: list[str] = field(default_factory=list)
-    concepts: dict[str, str] = field(default_factory=dict)
-    semantic: dict[str, float] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    concepts: dict[str, list[str]] = field(default_factory=dict)  # concept -> the user's words, this message
 
-
-def scope_refusal(text: str) -> str | None:
-    """Which refusal (if any) a message needs; `text` is normalised."""
-    if _INJECTION.search(text):
-        return "injection"
-    if _MEDICATION.search(text):
-        return "medication"
-    if _UNRELATED_TASK.search(text):
-        return "unrelated"
-    if (_OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text)) and not _KNEE_TOPIC.search(text):
-        return "out_of_scope"
-    if _OTHER_KNEE_CARE.search(text):
-        return "out_of_scope"
-    return None
-
-
-# --------------------------------------------------------------------------- the triage
-
-
-# Everyday runner's-knee complaints that are not red flags. A clause must be closer to a red
-# flag's examples than to these (by SEMANTIC_MARGIN) to escalate by meaning alone: the small
-# embedding model puts "my calf is sore after a long run" near "my calf is swollen and warm".
-BENIGN_EXAMPLES = (
-    "my knee hurts going down stairs", "my knee aches after sitting for a long time", "my calf is sore after a long run",
-    "my calves are tight after hill sprints", "my knee is a bit swollen after running", "pain behind my kneecap when i squat",
-    "my knee clicks and grinds", "my knee feels stiff in the morning", "my knee aches at night after a long run",
-    "my knee gives way sometimes when i am tired", "i get out of breath on hills", "my thigh muscles are tired after running",
-    "my knee hurts when i kneel", "my kneecap feels sore when i press it", "my knee hurts after a race",
-    "my foot feels cold after a winter run", "i feel a bit low because i can't run", "my teenage son has knee pain after football",
-    "which exercises help runner's knee", "how long does runner's knee last", "can i keep running with knee pain",
-    "my knee pain is getting worse after each run", "i have pain around the kneecap", "my knee feels weak",
-    "i can walk fine and put weight on it", "my knee is fine when i walk",
-)
-# "I can put weight on it" embeds close to "I can't put weight on it": such clauses are not matched.
-_ABLE = re.compile(r"\b(?:can|could|able to|managed to)\s+(?:still\s+|easily\s+)?(?:walk|stand|put|bear|run|jog|straighten|bend|move|breathe|feel|squat)")
-SEMANTIC_THRESHOLD = 0.75
-SEMANTIC_MARGIN = 0.05
+    @property
+    def matched_rules(self) -> list[str]:
+        return [f.row.id for f in self.findings]
 
 
 class Triage:
-    """Rules first. Only when no rule fires: semantic matching of each clause against the rules'
-    example phrasings, for recall on phrasings the lexicon lacks. Guarded: negated or conditional
-    clauses are not matched, a clause must be nearer a red flag than any benign complaint, and a
-    rule that needs context (an injury, a child) still needs it."""
+    def __init__(self, table: Table | None = None, model_path: str | None = None,
+                 classifier: RedFlagClassifier | None = None, extra_words: frozenset[str] = frozenset(),
+                 use_classifier: bool = True):
+        self.table = table or load_table()
+        known = model_vocabulary(model_path) if model_path else frozenset()
+        self.speller = Speller(known | extra_words | self.table.words, self.table.words, self.table.prefixes, self.table.spellings)
+        self.classifier = (classifier or RedFlagClassifier.load()) if use_classifier else None
+        self._rows = self.table.rows
+        self._order = {r.id: i for i, r in enumerate(self._rows)}
+        # The words that must be in a clause before the learned detector may raise each row.
+        self._cues = {r.id: self._row_cues(r) for r in self._rows}
+        # Per concept: each phrase on its own, to tell the phrase's own words from words in a gap.
+        self._phrases = {
+            name: [(re.compile(phrase_regex(p)), _phrase_words(p)) for p in c.phrases] for name, c in self.table.concepts.items()
+        }
 
-    def __init__(self, embed=None, vocabulary: frozenset[str] = frozenset(),
-                 threshold: float = SEMANTIC_THRESHOLD, margin: float = SEMANTIC_MARGIN):
-        self.embed = embed  # texts -> normalised float32 matrix; None switches semantic matching off
-        self.threshold = threshold
-        self.margin = margin
-        self.vocabulary = vocabulary
-        self.example_rules: list[str] = []
-        self.example_matrix = None
-        self.benign_matrix = None
-        if embed is not None:
-            texts = []
-            for rule in RED_FLAGS:
-                for example in rule.examples:
-                    texts.append(example)
-                    self.example_rules.append(rule.id)
-            vectors = embed(texts + list(BENIGN_EXAMPLES))
-            self.example_matrix = vectors[: len(texts)]
-            self.benign_matrix = vectors[len(texts) :]
+    def _row_cues(self, row: Row) -> tuple[frozenset[str], tuple[str, ...]]:
+        """(words, prefixes): the row's `model_cues`, or the content words of its concepts."""
+        if row.model_cues:
+            cues = list(row.model_cues)
+        else:
+            cues = []
+            for line in row.lines:
+                for name in line:
+                    for p in self.table.concepts[name].phrases:
+                        cues += [w for w in re.split(r"[\s\[\]()|/~]+", p.lower()) if w]
+        words = frozenset(c for c in cues if not c.endswith("*") and c not in _PLAIN_WORDS and not c.startswith("{"))
+        prefixes = tuple(sorted({c[:-1] for c in cues if c.endswith("*") and len(c) > 3}))
+        return words, prefixes
 
-    def normalise(self, text: str) -> str:
-        return normalise(text, self.vocabulary)
+    def _excepted(self, row: Row, unit: str) -> bool:
+        for line in row.lines:
+            for name in line:
+                c = self.table.concepts[name]
+                if (c.unless is not None and c.unless.search(unit + " ")) or (
+                        c.unless_in_clause is not None and c.unless_in_clause.search(unit + " ")):
+                    return True
+        return False
 
-    def context(self, history_user_turns: list[str]) -> set[str]:
-        found: set[str] = set()
-        for turn in history_user_turns:
-            concepts, _ = detect_concepts(self.normalise(turn))
-            found |= concepts & set(CONTEXT_CONCEPTS)
+    def _needs_evidence(self, row: Row) -> bool:
+        """A row each of whose lines combines two or more signs (a hot knee and a fever)."""
+        return all(len([c for c in line if c not in ("injury", "child", "age55")]) >= 2 for line in row.lines)
+
+    def _has_cue(self, row_id: str, unit_tokens: list[str]) -> bool:
+        words, prefixes = self._cues[row_id]
+        joined = " " + " ".join(unit_tokens) + " "
+        return any(t in words or (prefixes and t.startswith(prefixes)) for t in unit_tokens) or any(
+            " " in w and f" {w} " in joined for w in words)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, text: str) -> Reading:
+        return read(text, self.speller)
+
+    def mentions(self, reading: Reading, turn: int = 0) -> dict[str, list[Mention]]:
+        """The concepts a message states, as a report about someone now."""
+        found: dict[str, list[Mention]] = {}
+        joined = reading.joined
+        for name, concept in self.table.concepts.items():
+            for m in _matches(concept.pattern, joined, reading):
+                first, last = reading.token_at(m.start()), reading.token_at(max(m.end() - 1, m.start()))
+                sentence = reading.sentences[first]
+                if reading.sentences[last] != sentence:
+                    continue
+                general = sentence in reading.general
+                if sentence in reading.hypothetical and not general and name != "crisis":
+                    continue  # "what if my knee ever locks?" describes nothing yet
+                if general and name == "crisis" and _CRISIS_INFO.search(reading.sentence_text(sentence).lower()):
+                    continue  # "what are the signs someone is suicidal?": a question, answered
+                # (a crisis is never explained away as a hypothetical about oneself)
+                clause = reading.clauses[first]
+                if concept.current_only and clause in reading.past:
+                    continue
+                if self._denied(name, reading, first, last, m.group(0)):
+                    continue
+                clause_tokens = [i for i, c in enumerate(reading.clauses) if c == clause]
+                clause_words = {reading.tokens[i].text for i in clause_tokens}
+                if concept.knee_only and clause_words & _OTHER_PARTS and not clause_words & _KNEE_WORDS:
+                    continue
+                if concept.anchor and not any(reading.tokens[i].text in _ANCHOR_WORDS
+                                              for i, x in enumerate(reading.sentences) if x == sentence):
+                    continue
+                if concept.unless is not None and any(
+                        u.start() < m.end() and m.start() < u.end() and not _denied_at(reading, u.start())
+                        for u in _matches(concept.unless, joined, reading)):
+                    continue  # an exception overlaps the words ("locked out", "collapsed on the sofa")
+                if concept.unless_in_clause is not None and self._exception_in_clause(concept, reading, clause_tokens):
+                    continue
+                if name == "child" and _adult_age_near(reading, first, last):
+                    continue
+                found.setdefault(name, []).append(
+                    Mention(name, reading.original(first, last), turn, sentence in reading.ambiguous, weak=general,
+                            sentence=reading.sentence_text(sentence)[:200]))
+        # Ages written as numbers (not in a hypothetical or general sentence).
+        for age, pos in ages(joined):
+            i = reading.token_at(pos)
+            if reading.sentences[i] in reading.hypothetical:
+                continue
+            words = reading.original(i, min(i + 3, len(reading.tokens) - 1))
+            if age <= 17:
+                found.setdefault("child", []).append(Mention("child", words, turn))
+            elif age >= 55:
+                found.setdefault("age55", []).append(Mention("age55", words, turn))
         return found
 
-    def semantic_clauses(self, text: str) -> list[str]:
-        """Clauses worth embedding: not negated, with a few words, capped in number."""
-        out = []
-        general = [(a, b) for a, b in _sentence_spans(text) if _is_general_question(text[a:b])]
-        for a, b in clause_spans(text):
-            if any(ga <= a < gb for ga, gb in general):
-                continue
-            clause = text[a:b].strip(" ,")
-            if len(clause.split()) < 3 or _NEGATION.search(clause) or _HYPOTHETICAL.search(clause) or _ABLE.search(clause):
-                continue
-            out.append(clause)
-        return out[:12]
+    @staticmethod
+    def _exception_in_clause(concept, reading: Reading, clause_tokens: list[int]) -> bool:
+        """An `unless_in_clause` phrase in the clause, not itself denied ("lost weight without
+        dieting" still tells of weight loss)."""
+        if not clause_tokens:
+            return False
+        start = reading.offsets[clause_tokens[0]]
+        text = " ".join(reading.tokens[i].text for i in clause_tokens) + " "
+        return any(not _denied_at(reading, start + u.start()) for u in concept.unless_in_clause.finditer(text))
 
-    def check(self, message: str, history_user_turns: list[str] | None = None, clause_vectors=None) -> TriageResult:
-        text = self.normalise(message)
-        concepts, words = detect_concepts(text)
-        context = self.context(history_user_turns or [])
-        present = concepts | context
-        fired: dict[str, float] = {}
-        for rule in RED_FLAGS:
-            if any(trigger <= present for trigger in rule.triggers):
-                fired[rule.id] = 1.0
-        semantic: dict[str, float] = {}
-        if not fired and self.example_matrix is not None:
-            clauses = self.semantic_clauses(text)
-            if clauses:
-                vectors = clause_vectors if clause_vectors is not None else self.embed(clauses)
-                sims = vectors @ self.example_matrix.T
-                benign = (vectors @ self.benign_matrix.T).max(axis=1)
-                for j, rule_id in enumerate(self.example_rules):
-                    margin = sims[:, j] - benign
-                    i = int(np.argmax(sims[:, j]))
-                    best = float(sims[i, j])
-                    if best >= self.threshold and margin[i] >= self.margin and best > semantic.get(rule_id, 0.0):
-                        semantic[rule_id] = best
-                for rule_id, score in semantic.items():
-                    if RULES_BY_ID[rule_id].requires <= present:
-                        fired[rule_id] = score
-        result = TriageResult(concepts=words, semantic=semantic, matched_rules=list(fired))
-        if fired:
-            # The highest level; among rules of that level, the surest match (a rule scores 1.0),
-            # then the table's order.
-            order = list(RULES_BY_ID)
-            best = max(fired, key=lambda r: (_LEVEL_RANK[RULES_BY_ID[r].level], fired[r], -order.index(r)))
-            rule = RULES_BY_ID[best]
-            action = CRISIS_ACTION if rule.id == "suicidal_thoughts" else (
-                EMERGENCY_ACTION if rule.level == "emergency" else URGENT_ACTION
-            )
-            result.escalation = Escalation(level=rule.level, reason=rule.label, action=action, rule=rule.id, source=rule.source,
-                                           crisis=rule.id == "suicidal_thoughts")
+    def _denied(self, name: str, reading: Reading, first: int, last: int, matched: str) -> bool:
+        """A concept is denied when a negation before it reaches it, or when a negation word sits
+        in a gap of the phrase ("calf is not swollen"); a negation word that is part of the phrase
+        itself ("don't want to be alive") denies nothing."""
+        own = set()
+        for regex, words in self._phrases[name]:
+            if regex.fullmatch(matched):
+                own = words
+                break
+        span = range(first, last + 1)
+        cue = reading.negated_by
+        if name == "crisis":
+            # Only a negation right before the words undoes a crisis ("I'm not suicidal", "not
+            # having any thoughts of harming myself"), never one further away.
+            return any(cue_at(reading, i) and reading.tokens[i].text not in own and reading.clauses[i] == reading.clauses[first]
+                       for i in range(max(0, first - CRISIS_NEGATION_REACH), first))
+        for i in span:
+            c = cue[i]
+            if c is None:
+                continue
+            if c < first:
+                return True
+            if first <= c <= last and reading.tokens[c].text not in own:
+                return True
+        return False
+
+    # -- the check ----------------------------------------------------------------------------
+
+    def check(self, message: str, history_user_turns: list[str] | None = None, embed: Embed | None = None,
+              reading: Reading | None = None) -> TriageResult:
+        reading = reading or self.read(message)
+        current = self.mentions(reading, 0)
+        earlier: dict[str, list[Mention]] = {}
+        earlier_readings = []
+        for back, turn in enumerate(reversed(history_user_turns or []), start=1):
+            r = self.read(turn)
+            earlier_readings.append(r)
+            for name, ms in self.mentions(r, back).items():
+                earlier.setdefault(name, []).extend(m for m in ms if not m.weak)
+        earlier = {k: v for k, v in earlier.items() if v}
+        present = set(current) | set(earlier)
+        findings = self._rule_findings(current, earlier, present)
+        if self.classifier is not None and embed is not None:
+            # The model adds what the rules missed; where the rules found a red flag, their row and
+            # level stand (the model's choice between similar rows is less sure), except a crisis.
+            model = self._model_findings(reading, earlier_readings, present, current, earlier, embed)
+            findings += [f for f in model if f.row.crisis or not findings]
+        result = TriageResult(findings=findings, concepts={k: [m.words for m in v] for k, v in current.items()})
+        if findings:
+            best = max(findings, key=lambda f: (LEVEL_RANK[f.row.level], f.layer == "rules", f.score, -self._order[f.row.id]))
+            result.escalation = self._escalation(best)
             return result
-        result.refusal = scope_refusal(text)
+        result.refusal = scope_refusal(reading.joined)
         return result
+
+    def _rule_findings(self, current, earlier, present) -> list[Finding]:
+        out = []
+        for row in self._rows:
+            context = self._context(row, present)
+            if context is None:
+                continue
+            for line in row.lines:
+                if not all(c in present for c in line):
+                    continue
+                wanted = set(line) | set(context)
+                strong_now = any(any(not m.weak for m in current.get(c, [])) for c in wanted)
+                if (row.crisis and any(c in present for c in line)) or strong_now:
+                    mentions = [_best(current.get(c), earlier.get(c)) for c in list(line) + list(context)]
+                    out.append(Finding(row, "rules", 1.0, [m for m in mentions if m is not None]))
+                    break
+        return out
+
+    def _context(self, row: Row, present: set[str]) -> list[str] | None:
+        """The context concepts a row needs, when all are present; None when one is missing."""
+        needed = list(row.needs) + (["child"] if row.for_children else [])
+        return needed if all(c in present for c in needed) else None
+
+    def _model_findings(self, reading, earlier_readings, present, current, earlier, embed: Embed) -> list[Finding]:
+        units = model_units(reading)
+        if len(units) > MAX_UNITS:
+            units = units[: MAX_UNITS // 2] + units[-MAX_UNITS // 2 :]
+        n_current = len(units)
+        for r in earlier_readings[:CRISIS_TURNS]:
+            units += [u for u in model_units(r) if u not in units]
+        if not units:
+            return []
+        texts = [u[0] for u in units]
+        vectors = embed(texts)
+        out: list[Finding] = []
+        for d in self.classifier.detect(texts, vectors):
+            row = self.table.row(d.row)
+            k = texts.index(d.unit)
+            if k >= n_current and not row.crisis:
+                continue  # an earlier turn's own red flag was answered when it was sent
+            if not self._has_cue(row.id, units[k][1]):
+                continue  # nothing in the clause is about this red flag: the model is off topic
+            if self._excepted(row, " ".join(units[k][1])):
+                continue  # the table's own exceptions for this red flag are in the clause (hill reps, lol)
+            if row.model_needs and not all(c in present for c in row.model_needs):
+                continue
+            if self._needs_evidence(row) and not any(c in present for line in row.lines for c in line):
+                continue  # a red flag made of two signs needs one of them in plain words
+            context = self._context(row, present)
+            if context is None and row.needs and row.otherwise:
+                row = self.table.row(row.otherwise)
+                context = self._context(row, present)
+            if context is None:
+                continue
+            mentions = [m for c in context for m in (current.get(c) or earlier.get(c))[:1]]
+            out.append(Finding(row, "model", d.probability, mentions, d.unit))
+        return out
+
+    def _escalation(self, finding: Finding) -> Escalation:
+        row = finding.row
+        triggers = [m.words for m in finding.mentions]
+        if finding.layer == "model" and finding.unit:
+            triggers = [finding.unit] + [t for t in triggers if t not in finding.unit]
+        elif row.crisis:
+            # The person's own sentence, not a fragment of it: "what you wrote (...)" reads as respect.
+            triggers = [m.sentence or m.words for m in finding.mentions]
+        notes = []
+        earlier = [m for m in finding.mentions if m.turn > 0]
+        if earlier:
+            said = ", ".join(f"\u201c{m.words}\u201d" for m in earlier)
+            notes.append(f"You mentioned {said} earlier in our conversation.")
+        if any(m.ambiguous for m in finding.mentions):
+            notes.append("You asked what to do if this happens: if it is happening now, please act on this advice.")
+        return Escalation(
+            level=row.escalation_level,
+            reason=row.reason,
+            action=self.table.actions[row.level],
+            rule=row.id,
+            source="; ".join(row.sources),
+            crisis=row.crisis,
+            triggers=tuple(dict.fromkeys(t for t in triggers if t)),
+            why=row.why,
+            note=" ".join(notes),
+        )
+
+
+def model_units(reading: Reading) -> list[tuple[str, list[str]]]:
+    """What the learned detector scores: each sentence and each clause of a message (in the user's
+    words, with its normalised tokens) that describes someone now: not hypothetical or general, not
+    in the past, no denial in it (embeddings barely tell "my knee is hot" from "my knee isn't hot";
+    the rules handle denials), and at least MIN_UNIT_WORDS words long."""
+    out: list[tuple[str, list[str]]] = []
+    spans: list[list[int]] = []
+    for s in sorted(set(reading.sentences)):
+        if s in reading.hypothetical:
+            continue
+        idx = [i for i, x in enumerate(reading.sentences) if x == s]
+        spans.append(idx)
+        clauses = sorted({reading.clauses[i] for i in idx})
+        if len(clauses) > 1:
+            spans += [[i for i in idx if reading.clauses[i] == c] for c in clauses]
+    seen = set()
+    for n, idx in enumerate(spans):
+        whole = idx
+        idx = [i for i in idx if reading.tokens[i].text not in ".!?;"]
+        if not idx:
+            continue
+        if len(whole) > len(idx) and whole[-1] == idx[-1] + 1 and len(set(reading.sentences[i] for i in whole)) == 1:
+            idx_text_end = whole[-1]  # a whole sentence keeps its closing mark: the same text as the question
+        else:
+            idx_text_end = idx[-1]
+        tokens = [reading.tokens[i].text for i in idx]
+        if sum(t.isalnum() or "'" in t for t in tokens) < MIN_UNIT_WORDS:
+            continue
+        if any(reading.negated_by[i] is not None for i in idx) or any(reading.clauses[i] in reading.past for i in idx):
+            continue
+        if _ABLE.search(" ".join(tokens)):
+            continue
+        text = reading.original(idx[0], idx_text_end)
+        if text not in seen:
+            seen.add(text)
+            out.append((text, tokens))
+    return out
+
+
+def _phrase_words(p: str) -> frozenset[str]:
+    return frozenset(w.rstrip("*") for w in re.split(r"[\s\[\]()|/~]+", p.lower()) if w)
+
+
+def _matches(pattern: re.Pattern, joined: str, reading: Reading):
+    """Every place a concept's phrases match, trying again from each next word: a match that is
+    later rejected (denied, say) must not hide a shorter one inside it ("knee isn't stable, it goes
+    out" also holds "it goes out")."""
+    pos, seen = 0, set()
+    while pos < len(joined):
+        m = pattern.search(joined, pos)
+        if m is None:
+            return
+        if m.span() not in seen:
+            seen.add(m.span())
+            yield m
+        nxt = joined.find(" ", m.start()) + 1  # the next token
+        if nxt <= 0:
+            return
+        pos = nxt
+
+
+def _best(now: list[Mention] | None, before: list[Mention] | None) -> Mention | None:
+    """The mention to show for a concept: from this message in plain words first."""
+    ordered = sorted(now or [], key=lambda m: m.weak) + list(before or [])
+    return ordered[0] if ordered else None
+
+
+def _denied_at(reading: Reading, char: int) -> bool:
+    """Is the token at position `char` of the joined message denied by a negation before it?"""
+    return reading.negated_by[reading.token_at(char)] is not None
+
+
+def _adult_age_near(reading: Reading, first: int, last: int) -> bool:
+    """"my son (25)", "my 30 year old daughter": a child word that names an adult."""
+    lo, hi = max(0, first - 4), min(len(reading.tokens) - 1, last + 4)
+    window = " ".join(t.text for t in reading.tokens[lo : hi + 1])
+    found = ages(window)
+    return bool(found) and all(a >= 18 for a, _ in found)
+
+
+# --------------------------------------------------------------------------- the reply
 
 
 def escalation_markdown(escalation: Escalation, marker: str = "") -> str:
-    """The reply to a red flag: what to do now and why; no exercise advice. `marker` (" [1]")
-    cites the knowledge base's passage on this red flag."""
-    rule = RULES_BY_ID[escalation.rule]
-    heading = "Emergency" if escalation.level == "emergency" else "Urgent: see a doctor today"
-    if escalation.rule == "suicidal_thoughts":
+    """The reply to a red flag: what to do now and why, in the knowledge base's cited words; no
+    exercise advice. `marker` (" [1]") cites the red-flags article's section on this row."""
+    quoted = "; ".join(f"\u201c{t}\u201d" for t in escalation.triggers[:3])
+    note = f"\n\n{escalation.note}" if escalation.note else ""
+    if escalation.crisis:
         return (
-            f"**{heading}.** {escalation.action}\n\n"
-            f"**Why:** {rule.why}{marker} You do not have to face this alone, and talking to someone now can help.\n\n"
+            f"**You deserve support right now.** {escalation.action}\n\n"
+            f"**Why:** what you wrote ({quoted}) sounds like thoughts of suicide or self-harm. {escalation.why}{marker}"
+            f"{note}\n\nYou do not have to face this alone, and talking to someone now can help. "
             "Your knee questions can wait until you are safe."
         )
+    heading = "Emergency" if escalation.level == "emergency" else "Urgent: see a doctor today"
+    said = f" ({quoted})" if quoted else ""
     return (
         f"**{heading}.** {escalation.action}\n\n"
-        f"**Why:** you described {rule.label}. {rule.why}{marker}\n\n"
-        "Do not run or exercise on this leg until a doctor has checked it. "
+        f"**Why:** you described {escalation.reason}{said}. {escalation.why}{marker}{note}\n\n"
+        "Please stop running and exercising until a doctor has checked you. "
         "This is not a diagnosis; a clinician needs to examine you."
     )
-
-
-def embed_fn_from(embeddings) -> callable:
-    def embed(texts: list[str]):
-        return np.asarray(embeddings.embed_many(list(texts)), dtype=np.float32)
-
-    return embed

@@ -82,6 +82,12 @@ def cmd_eval(args) -> int:
     return eval_main(args, _settings(args))
 
 
+def cmd_triage(args) -> int:
+    from assistant.triage_cli import main as triage_main
+
+    return triage_main(args, _settings(args))
+
+
 def cmd_bench(args) -> int:
     from evals.bench import main as bench_main
 
@@ -140,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baselines", action="store_true", help="skip the BM25-only and textbook-RAG baselines")
     p.add_argument("--gate", action="store_true", help="exit 1 when a metric is below its threshold (evals/thresholds.toml)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("triage", help="the red-flag table and its learned detector: train, check, explain")
+    tsub = p.add_subparsers(dest="triage_command", metavar="ACTION")
+    tsub.required = True
+    t = tsub.add_parser("train", help="fit the learned detector (assistant/data/triage_model.npz) and print its cross-validated report")
+    t.add_argument("--check", action="store_true", help="train into a temporary file and say whether it equals the committed model")
+    t = tsub.add_parser("check", help="check the red-flag table: every example raises its row at its level, no look-alike raises anything")
+    t.add_argument("--rules-only", action="store_true", help="without the learned detector")
+    t = tsub.add_parser("explain", help="what triage makes of a message: concepts, rows, the model's view")
+    t.add_argument("message")
+    t.add_argument("--history", nargs="*", default=[], metavar="TURN", help="earlier user turns, oldest first")
+    p.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("bench", help="benchmark ingest, latency, cold start, memory and a 20k-chunk corpus")
     p.add_argument("--out", metavar="FILE", help="write the results as JSON here (default: runs/bench-<time>.json)")

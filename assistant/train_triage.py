@@ -1,0 +1,182 @@
+"""`knee triage train`: fit the learned red-flag detector and report how well it does.
+
+Data (none of it from an evaluation split):
+- every example phrasing of every row of assistant/red_flags.yaml (label: the row), and every
+  look-alike (label: none);
+- assistant/data/triage_train.jsonl: messages written as people write them, each labelled with a
+  row or "none" (ordinary questions, harmless uses of red-flag words, denials, general questions).
+Features: the sentence embedding the assistant computes anyway (knee.encoder).
+Model: multinomial logistic regression (scikit-learn), classes "none" and every row.
+
+How the two settings are chosen, deterministically (fixed folds, seed 0), on this data only:
+- C (inverse regularisation): the value of C_GRID with the lowest cross-validated log loss;
+- the threshold on P(red flag) = 1 - P(none): the value at which, cross-validated, FALSE_ALARM_TARGET
+  of the "none" messages would be flagged. Those messages are hard on purpose (look-alikes, denials,
+  general questions about red flags); the rules before the model catch the plain wordings, so the
+  model is held to few false alarms and adds recall on wordings the rules lack.
+The report (per-row cross-validated precision and recall, the settings, the data's counts and
+hash) is written beside the model: assistant/data/triage_model_report.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant.classifier import DATA_DIR, MODEL_PATH, NONE, RedFlagClassifier
+from assistant.redflags import load_table
+
+TRAIN_PATH = DATA_DIR / "triage_train.jsonl"
+REPORT_PATH = DATA_DIR / "triage_model_report.json"
+C_GRID = (4.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+FOLDS = 5
+FALSE_ALARM_TARGET = 0.02  # of the (hard) "none" messages, flagged by the model (cross-validated)
+# A crisis has its own, lower bar on P(crisis row): a false alarm there costs a warm reply with the
+# crisis lines, a miss can cost a life. The bar is where cross-validated recall of the crisis
+# messages reaches CRISIS_RECALL_TARGET.
+CRISIS_RECALL_TARGET = 0.90
+# ... but never below an even chance: below it, the crisis class answers for any sentence about
+# someone's feelings ("parkrun is basically my whole social life"), seen on the dev split.
+CRISIS_FLOOR = 0.5
+
+
+def training_data(train_path: Path = TRAIN_PATH) -> tuple[list[str], list[str], dict]:
+    table = load_table()
+    texts: list[str] = []
+    labels: list[str] = []
+    origin = {"table_examples": 0, "table_lookalikes": 0, "train_file": 0}
+    for row in table.rows:
+        for e in row.examples:
+            texts.append(e)
+            labels.append(row.id)
+            origin["table_examples"] += 1
+        for e in row.lookalikes:
+            texts.append(e)
+            labels.append(NONE)
+            origin["table_lookalikes"] += 1
+    rows = {r.id for r in table.rows}
+    with open(train_path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            label = item["label"]
+            if label != NONE and label not in rows:
+                raise ValueError(f"{train_path}:{n}: label {label!r} is not a row of the table or 'none'")
+            texts.append(item["text"])
+            labels.append(label)
+            origin["train_file"] += 1
+    # The same text twice (after case and spacing) counts once, with its first label.
+    seen: dict[str, int] = {}
+    keep = []
+    for i, t in enumerate(texts):
+        key = " ".join(t.lower().split())
+        if key not in seen:
+            seen[key] = i
+            keep.append(i)
+    return [texts[i] for i in keep], [labels[i] for i in keep], origin
+
+
+def _cv_probabilities(X, y, classes, C: float, folds):
+    from sklearn.linear_model import LogisticRegression
+
+    probs = np.zeros((len(y), len(classes)))
+    for train, test in folds:
+        model = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+        model.fit(X[train], y[train])
+        p = model.predict_proba(X[test])
+        # A fold may lack a class: place its columns by class.
+        for j, c in enumerate(model.classes_):
+            probs[test, classes.index(c)] = p[:, j]
+    return probs
+
+
+def train(model_path: Path = MODEL_PATH, report_path: Path = REPORT_PATH, settings=None, progress=print) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from knee.config import load_settings
+    from knee.encoder import get_encoder
+
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    texts, labels, origin = training_data()
+    progress(f"triage train: {len(texts)} messages ({sum(l != NONE for l in labels)} with a red flag); embedding them ...")
+    X = get_encoder(settings.model_path).encode(texts)
+    y = np.array(labels)
+    classes = [NONE] + [r.id for r in load_table().rows]
+    folds = list(StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0).split(X, y))
+
+    best_c, best_loss, best_probs = None, float("inf"), None
+    index = np.array([classes.index(v) for v in y])
+    for C in C_GRID:
+        probs = _cv_probabilities(X, y, classes, C, folds)
+        loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), index], 1e-12, 1.0))))
+        progress(f"  C={C:<5} cross-validated log loss {loss:.4f}")
+        if loss < best_loss:
+            best_c, best_loss, best_probs = C, loss, probs
+    flag = 1.0 - best_probs[:, 0]
+    positive = y != NONE
+    threshold = round(float(np.quantile(flag[~positive], 1.0 - FALSE_ALARM_TARGET)), 4)
+    crisis_rows = [r.id for r in load_table().rows if r.crisis]
+    crisis_threshold = 1.0
+    if crisis_rows:
+        c = classes.index(crisis_rows[0])
+        is_crisis = y == crisis_rows[0]
+        crisis_threshold = round(max(CRISIS_FLOOR, float(np.quantile(best_probs[is_crisis, c], 1.0 - CRISIS_RECALL_TARGET))), 4)
+    predicted = np.where(flag >= threshold, np.array(classes)[np.argmax(np.where(np.arange(len(classes)) == 0, -1, best_probs), axis=1)], NONE)
+    per_row = {}
+    for row in classes[1:]:
+        tp = int(np.sum((predicted == row) & (y == row)))
+        fp = int(np.sum((predicted == row) & (y != row)))
+        fn = int(np.sum((predicted != row) & (y == row)))
+        flagged = int(np.sum((predicted != NONE) & (y == row)))
+        per_row[row] = {
+            "messages": int(np.sum(y == row)),
+            "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+            "flagged_at_any_row": round(flagged / max(1, int(np.sum(y == row))), 3),
+        }
+    negatives = ~positive
+    summary = {
+        "red_flag_recall": round(float(np.mean(flag[positive] >= threshold)), 4),
+        "crisis_false_alarms_on_none": round(float(np.mean(best_probs[~positive, classes.index(crisis_rows[0])] >= crisis_threshold)), 4) if crisis_rows else None,
+        "false_alarm_rate_on_none": round(float(np.mean(flag[negatives] >= threshold)), 4),
+        "row_accuracy_among_flagged_positives": round(float(np.mean(predicted[positive & (flag >= threshold)] == y[positive & (flag >= threshold)])), 4),
+    }
+    model = LogisticRegression(C=best_c, max_iter=3000, class_weight="balanced").fit(X, y)
+    order = [list(model.classes_).index(c) for c in classes]
+    data_hash = hashlib.sha256(json.dumps([texts, labels]).encode()).hexdigest()[:16]
+    meta = {"C": best_c, "threshold": threshold, "crisis_threshold": crisis_threshold, "crisis_row": crisis_rows[0] if crisis_rows else None, "data_sha256_16": data_hash, "messages": len(texts)}
+    RedFlagClassifier(classes, model.coef_[order], model.intercept_[order], threshold, meta).save(model_path)
+    report = {
+        "trained_with": "knee triage train",
+        "data": {**origin, "messages_after_dedup": len(texts), "with_red_flag": int(positive.sum()), "none": int(negatives.sum()), "sha256_16": data_hash},
+        "settings": {"C": best_c, "C_grid": list(C_GRID), "folds": FOLDS, "seed": 0, "false_alarm_target": FALSE_ALARM_TARGET, "threshold": threshold,
+                     "crisis_recall_target": CRISIS_RECALL_TARGET, "crisis_threshold": crisis_threshold},
+        "cross_validated": {"log_loss": round(best_loss, 4), **summary, "per_row": per_row},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    Path(report_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def report_table(report: dict) -> str:
+    cv = report["cross_validated"]
+    lines = [
+        f"C = {report['settings']['C']}, threshold on P(red flag) = {report['settings']['threshold']:.4f}, "
+        f"on P(crisis) = {report['settings']['crisis_threshold']:.4f} (cross-validated, {report['settings']['folds']} folds)",
+        f"crisis: recall target {report['settings']['crisis_recall_target']}, false crisis alarms on 'none' messages {cv['crisis_false_alarms_on_none']}",
+        f"red-flag recall {cv['red_flag_recall']:.3f}, false alarms on 'none' messages {cv['false_alarm_rate_on_none']:.3f}, "
+        f"right row among flagged {cv['row_accuracy_among_flagged_positives']:.3f}",
+        "",
+        f"{'row':<26}{'messages':>9}{'precision':>11}{'recall':>8}{'flagged':>9}",
+    ]
+    for row, r in cv["per_row"].items():
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"{row:<26}{r['messages']:>9}{fmt(r['precision']):>11}{fmt(r['recall']):>8}{fmt(r['flagged_at_any_row']):>9}")
+    return "\n".join(lines)
