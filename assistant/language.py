@@ -136,8 +136,8 @@ MIN_TYPO_LENGTH = 5
 class Speller:
     """Reads a misspelt symptom word as the word meant, and nothing else.
 
-    `known`: every word that is a word (the embedding model's vocabulary, the knowledge base's
-    words, the table's words): never changed. `targets`: the words of the red-flag table a typo may
+    `known`: every word that is a word (an English word list, the embedding model's vocabulary, the
+    knowledge base's words, the table's words): never changed. `targets`: the words of the red-flag table a typo may
     stand for (a prefix such as "injur*" stands for the known words it starts: injury, injured ...).
     `spellings`: the table's list of everyday misspellings and shorthand ("nite" -> "night"),
     applied first. Otherwise a word is changed only when it is unknown, at least MIN_TYPO_LENGTH
@@ -201,6 +201,24 @@ class Speller:
         scored.sort()
         best = [x for x in scored if x[:2] == scored[0][:2]]
         return best[0][2] if len(best) == 1 else word
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The English words of pyspellchecker's frequency list (about 160,000): real words, which the
+    speller never changes. Empty if the list cannot be read (the model's vocabulary still guards)."""
+    import gzip
+    import json as _json
+    import os
+
+    try:
+        import spellchecker
+
+        path = os.path.join(os.path.dirname(spellchecker.__file__), "resources", "en.json.gz")
+        with gzip.open(path) as f:
+            return frozenset(w for w in _json.loads(f.read()) if w.isalpha())
+    except (ImportError, OSError, ValueError):
+        return frozenset()
 
 
 @lru_cache(maxsize=4)
@@ -379,12 +397,20 @@ _HYPOTHETICAL = re.compile(
     r"|what happens if|what happens when|what would happen|what do you do if|what should you do|what do people do|what should someone"
     r"|how do you know|how would i know|how do i know if|how can i tell if|how would you know|how can you tell)\b"
 )
+# Wording that asks about people or red flags in general. A sentence without it, even a question
+# without "I" or "my" ("calf swollen and hot, what could it be?"), is someone's own report: people
+# drop their pronouns.
 _GENERAL_FRAMING = re.compile(
     r"\b(?:signs? of|symptoms? of|warning signs?|red flags?|difference between|mistaken for|confused with|what does it mean"
-    r"|what counts as|count as|counts as|treated as|considered|classed as|in general|generally|typically|usually|ever"
-    r"|what are the|what is the|what's the|which symptoms|which signs|when should|when do i need|when is it|when does|is it normal|is it serious"
-    r"|is it dangerous|is it an emergency|how serious|how urgent|how common|what causes|why do|why does|why is|can a |can an |could a |could an "
+    r"|what counts as|count as|counts as|treated as|considered|classed as|in general|generally|typically|usually"
+    r"|what are the|which symptoms|which signs|when should (?:you|someone|people|a)|when does|how serious|how urgent|how common"
+    r"|what causes|why do|why does|why is|can a |can an |could a |could an |someone|somebody|anyone|people|runners|a runner"
     r"|the ottawa|ottawa knee|criteria|guidelines?)\b"
+)
+# Words that place a description at a moment: a report, not a general question.
+_REPORT_TIME = re.compile(
+    r"\b(?:since|yesterday|today|tonight|this (?:morning|afternoon|evening|week)|last (?:night|week)|right now|at the moment"
+    r"|for (?:\d+|a|an|two|three|four|five|a few|several) (?:hours?|days?|weeks?|months?)|(?:\d+|a|two|three) (?:hours?|days?|weeks?) ago)\b"
 )
 _QUESTION_START = frozenset("what when how why should is are do does can could would will which who where any anyone".split())
 # Words that make a sentence about someone in particular: the writer, or someone they know.
@@ -463,7 +489,12 @@ def read(text: str, speller: Speller | None = None) -> Reading:
         is_question = words[-1] == "?" or words[0] in _QUESTION_START
         personal = any(w in _PERSONAL for w in words) or any(
             w in _PEOPLE and k > 0 and words[k - 1] not in ("a", "an", "any", "some", "every") for k, w in enumerate(words))
-        if not personal and (is_question or _GENERAL_FRAMING.search(sentence_joined)):
+        # About nobody in particular: general wording, or a question that opens with its question
+        # word ("what does a dislocated kneecap look like?") and tells of no moment ("since
+        # yesterday"). A description with a question after it ("calf swollen since the flight,
+        # what could it be?") is someone's own report, pronouns or not.
+        asks_in_general = is_question and words[0] in _QUESTION_START and not _REPORT_TIME.search(sentence_joined)
+        if not personal and (_GENERAL_FRAMING.search(sentence_joined) or asks_in_general):
             reading.hypothetical.add(s)
             reading.general.add(s)
         elif _HYPOTHETICAL.search(sentence_joined):

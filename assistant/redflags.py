@@ -71,6 +71,7 @@ class Concept:
     knee_only: bool = False
     current_only: bool = False
     anchor: str | None = None  # "knee": counted only in a sentence that names the knee, leg or a bone
+    implies: tuple[str, ...] = ()  # concepts this one also stands for
 
 
 @dataclass
@@ -221,6 +222,7 @@ def compile_concept(name: str, spec: Any, groups: dict[str, str] | None = None) 
         knee_only=bool(spec.get("knee_only", False)),
         current_only=bool(spec.get("current_only", False)),
         anchor=spec.get("anchor"),
+        implies=tuple(spec.get("implies") or ()),
     )
 
 

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.classifier import Detection, RedFlagClassifier
-from assistant.language import Reading, Speller, ages, cue_at, model_vocabulary, read
+from assistant.language import Reading, Speller, ages, cue_at, english_words, model_vocabulary, read
 from assistant.redflags import CONTRAST, LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import REFUSALS, scope_refusal
 from knee.models import Escalation
@@ -116,7 +116,7 @@ class Triage:
                  classifier: RedFlagClassifier | None = None, extra_words: frozenset[str] = frozenset(),
                  use_classifier: bool = True):
         self.table = table or load_table()
-        known = model_vocabulary(model_path) if model_path else frozenset()
+        known = (model_vocabulary(model_path) if model_path else frozenset()) | english_words()
         self.speller = Speller(known | extra_words | self.table.words, self.table.words, self.table.prefixes, self.table.spellings)
         self.classifier = (classifier or RedFlagClassifier.load()) if use_classifier else None
         self._rows = self.table.rows
@@ -205,6 +205,11 @@ class Triage:
                 found.setdefault(name, []).append(
                     Mention(name, reading.original(first, last), turn, sentence in reading.ambiguous, weak=general,
                             sentence=reading.sentence_text(sentence)[:200]))
+        # A concept that implies another ("a pop" is an injury event) counts as that one too.
+        for name, concept in self.table.concepts.items():
+            for implied in concept.implies:
+                for m in found.get(name, []):
+                    found.setdefault(implied, []).append(Mention(implied, m.words, turn, m.ambiguous, m.weak, m.sentence))
         # Ages written as numbers (not in a hypothetical or general sentence).
         for age, pos in ages(joined):
             i = reading.token_at(pos)

@@ -1,0 +1,46 @@
+"""The NumPy encoder gives the vectors of the sentence-transformers model that embedded the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from knee.encoder import SentenceEncoder, get_encoder
+
+TEXTS = [
+    "What is runner's knee?",
+    "my calf is swolen and i cant breathe",
+    "x",
+    "",
+    "Combining hip and knee strengthening works better than knee exercises alone.",
+    "A " + "very long sentence about knees and running and stairs " * 60,  # past the 256-token limit
+    "emoji 🏃 and accents: café, naïve",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(corpus_settings):
+    from knee.store import get_embeddings
+
+    return get_embeddings(corpus_settings).embed_many(TEXTS)
+
+
+def test_same_vectors_as_sentence_transformers(corpus_settings, reference):
+    ours = get_encoder(corpus_settings.model_path).encode(TEXTS)
+    assert ours.shape == reference.shape == (len(TEXTS), 384)
+    assert np.abs(ours - reference).max() < 1e-5
+    assert np.all((ours * reference).sum(axis=1) > 0.99999)
+
+
+def test_batches_and_single_texts_agree(corpus_settings):
+    enc = get_encoder(corpus_settings.model_path)
+    together = enc.encode(TEXTS)
+    alone = np.vstack([enc.encode([t]) for t in TEXTS])
+    assert np.abs(together - alone).max() < 1e-5
+    assert enc.encode([]).shape == (0, 384)
+
+
+def test_a_model_it_cannot_compute_is_refused_clearly(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "t5", "hidden_act": "relu"}')
+    with pytest.raises(ValueError, match="not a BERT model"):
+        SentenceEncoder(tmp_path)
