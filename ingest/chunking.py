@@ -21,7 +21,7 @@ from ingest.loaders import Article
 from knee.models import Chunk
 
 # Bump when chunking changes: a different pipeline version makes `make run` re-ingest.
-PIPELINE_VERSION = "chunker-3"
+PIPELINE_VERSION = "chunker-4"  # 4: each section's question index rides on its first chunk
 
 _ABBREVIATIONS = {
     "e.g", "eg", "i.e", "ie", "etc", "vs", "al", "dr", "mr", "mrs", "ms", "prof", "approx", "fig",
@@ -83,7 +83,8 @@ class Chunker:
             header = " > ".join((article.title, *section.path))
             refs = section.ref_keys or tuple(article.references)
             references = tuple(article.references.get(k, k) for k in refs)
-            for body_parts in self._pack(header, section.paragraphs):
+            asked = tuple(dict.fromkeys(((section.question,) if section.question else ()) + section.questions))
+            for n, body_parts in enumerate(self._pack(header, section.paragraphs)):
                 body = "\n\n".join(body_parts)
                 text = f"{header}\n\n{body}"
                 sentences = tuple(s for part in body_parts for s in split_sentences(part))
@@ -103,6 +104,7 @@ class Chunker:
                         position=position,
                         references=references,
                         question=section.question,
+                        questions=asked if n == 0 else (),
                     )
                 )
         return chunks

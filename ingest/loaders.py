@@ -37,6 +37,7 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     ref_keys: tuple[str, ...] = ()  # from <!-- refs: A, B --> in Markdown
     question: str | None = None  # an FAQ entry's question
+    questions: tuple[str, ...] = ()  # the questions the section answers (<!-- questions: ... --> in Markdown)
 
 
 @dataclass
@@ -135,6 +136,7 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 _COMMENT = re.compile(r"<!--(.*?)-->", re.S)
 _REFS = re.compile(r"^\s*refs?\s*:\s*(.*?)\s*$", re.S | re.I)
+_QUESTIONS = re.compile(r"^\s*questions\s*:\s*(.*?)\s*$", re.S | re.I)
 
 
 def split_front_matter(text: str) -> tuple[dict | None, str, str | None]:
@@ -225,7 +227,7 @@ def parse_markdown(text: str, path: Path, sha: str) -> Article:
                 sections[-1].paragraphs.append(joined)
             paragraph.clear()
 
-    # Comments: a "refs:" comment belongs to the section it stands in; others are dropped.
+    # Comments: a "refs:" or "questions:" comment belongs to the section it stands in; others are dropped.
     pieces = _COMMENT.split(body)
     marked = []
     for i, piece in enumerate(pieces):
@@ -235,6 +237,10 @@ def parse_markdown(text: str, path: Path, sha: str) -> Article:
             m = _REFS.match(piece)
             if m:
                 marked.append(f"\n\x00refs:{m.group(1)}\n")
+            q = _QUESTIONS.match(piece)
+            if q:
+                asked = [re.sub(r"^\s*[-*]\s*", "", line).strip() for line in q.group(1).split("\n")]
+                marked.append("\n" + "".join(f"\x00question:{a}\n" for a in asked if a))
     for line in "".join(marked).split("\n"):
         stripped = line.strip()
         if stripped.startswith("```") or stripped.startswith("~~~"):
@@ -245,6 +251,10 @@ def parse_markdown(text: str, path: Path, sha: str) -> Article:
             flush()
             keys = tuple(k.strip() for k in re.split(r"[,;\s]+", stripped[6:]) if k.strip())
             sections[-1].ref_keys = tuple(dict.fromkeys(sections[-1].ref_keys + keys))
+            continue
+        if stripped.startswith("\x00question:"):
+            flush()
+            sections[-1].questions = tuple(dict.fromkeys(sections[-1].questions + (stripped[10:].strip(),)))
             continue
         h = None if in_fence else _HEADING.match(line)
         if h:

@@ -1,11 +1,16 @@
 """The ingest run: files -> articles -> chunks -> the store, incrementally.
 
 Per article, in this order (see `knee.store` for why):
-1. LangChain's `index()` writes the chunks, then the sentences, each with its record manager;
-   unchanged ones are skipped, so an unchanged corpus embeds nothing;
-2. the manifest row is committed: the new version becomes visible to readers at once;
-3. records of the article's earlier version are deleted from both collections.
-`--full` then removes the articles that are no longer in the input.
+1. LangChain's `index()` writes the chunks, the sentences and the section questions, each with its
+   record manager; unchanged ones are skipped, so an unchanged corpus embeds nothing;
+2. the manifest row is committed with the chunks' BM25 terms: the new version becomes visible to
+   readers at once;
+3. records of the article's earlier version are deleted from all three collections.
+`--full` then removes the articles that are no longer in the input. After any change the BM25
+index is rebuilt from the manifest's terms and saved beside the store.
+
+The manifest is checked against the store, not trusted: an article whose committed records are
+missing from Chroma (damaged or half-deleted files) counts as changed and is written again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from ingest.chunking import Chunker, make_chunker, pipeline_version
 from ingest.loaders import SUPPORTED_SUFFIXES, Article, IngestError, display_source, load_file
 from knee.config import Settings
 from knee.models import Chunk
-from knee.store import Manifest, ManifestEntry, Store, model_tokenizer, open_store, record_managers
+from knee.sparse import tokenize
+from knee.store import Manifest, ManifestEntry, Store, StoreError, model_tokenizer, open_store, record_managers
 
 
 @dataclass
@@ -35,6 +41,7 @@ class IngestReport:
     articles: dict = field(default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0, "removed": 0})
     chunks_total: int = 0  # chunks of the articles ingested in this run
     sentences_embedded: int = 0
+    questions_embedded: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -99,15 +106,25 @@ def chunk_documents(chunks: list[Chunk]):
 
 
 def sentence_documents(chunks: list[Chunk]):
-    """One record per sentence (and per FAQ question), so sentences are embedded at ingest."""
+    """One record per sentence, so sentences are embedded at ingest."""
     from langchain_core.documents import Document
 
     docs = []
     for c in chunks:
-        if c.question:
-            docs.append(Document(page_content=c.question, metadata={"source": c.source, "chunk_key": c.key, "idx": -1}))
         for i, sentence in enumerate(c.sentences):
             docs.append(Document(page_content=sentence, metadata={"source": c.source, "chunk_key": c.key, "idx": i}))
+    return docs
+
+
+def question_documents(chunks: list[Chunk], chunk_ids: list[str]):
+    """The question index: one record per question a section answers, pointing at its chunk."""
+    from langchain_core.documents import Document
+
+    docs = []
+    for c, cid in zip(chunks, chunk_ids):
+        for i, q in enumerate(c.questions):
+            docs.append(Document(page_content=q, metadata={"source": c.source, "chunk_key": c.key, "chunk_id": cid, "idx": i,
+                                                           "faq": bool(c.question and i == 0)}))
     return docs
 
 
@@ -118,6 +135,7 @@ class Ingestor:
         self._record_managers = None
         self.manifest = Manifest(settings.manifest_path)
         self._chunker: Chunker | None = None
+        self.changed = False  # anything committed or removed in this run (the BM25 index follows)
 
     # The store, the record managers and the model open on first use: an unchanged corpus
     # needs none of them.
@@ -135,8 +153,13 @@ class Ingestor:
 
     @property
     def rm_sentences(self):
-        self.rm_chunks  # noqa: B018  (opens both)
+        self.rm_chunks  # noqa: B018  (opens all three)
         return self._record_managers[1]
+
+    @property
+    def rm_questions(self):
+        self.rm_chunks  # noqa: B018
+        return self._record_managers[2]
 
     @property
     def chunker(self) -> Chunker:
@@ -156,6 +179,31 @@ class Ingestor:
         if not chunks:
             raise IngestError(path, "has no text left to index after cleaning")
         return article, chunks
+
+    def damaged_articles(self, committed: dict[str, ManifestEntry]) -> set[str]:
+        """Articles whose committed chunks or questions are not all in Chroma (the store's files
+        damaged or partly deleted): the manifest is checked, not trusted."""
+        damaged: set[str] = set()
+        for name, attr in ((self.settings.collection, "chunk_ids"), (self.settings.question_collection, "question_ids")):
+            wanted = {i: src for src, e in committed.items() for i in getattr(e, attr)}
+            if not wanted:
+                continue
+            try:
+                collection = self.store.collection(name)
+                found: set[str] = set()
+                ids = list(wanted)
+                for start in range(0, len(ids), 2000):
+                    found.update(collection.get(ids=ids[start : start + 2000], include=[])["ids"])
+            except Exception:
+                return set(committed)  # the collection cannot be read at all: every article is rewritten
+            damaged |= {src for i, src in wanted.items() if i not in found}
+        return damaged
+
+    def _sparse_current(self) -> bool:
+        from knee import sparse
+        from knee.store import committed_stamp
+
+        return sparse.load(self.settings.bm25_dir, committed_stamp(self.manifest.entries())) is not None
 
     def _index(self, docs, record_manager, vector_store):
         from langchain_core.indexing import index
@@ -177,39 +225,61 @@ class Ingestor:
         Chroma that is not in `keep` (left by a run killed between a write and its bookkeeping).
         Returns the number of chunks deleted."""
         deleted_chunks = 0
-        pairs = ((self.rm_chunks, self.store.chunks, keep[0]), (self.rm_sentences, self.store.sentences, keep[1]))
-        for rm, vs, keep_ids in pairs:
+        names = self.store.names()
+        managers = (self.rm_chunks, self.rm_sentences, self.rm_questions)
+        keeps = tuple(keep) + (set(),) * (3 - len(keep))
+        for rm, name, keep_ids in zip(managers, names, keeps):
+            collection = self.store.collection(name)
             doomed = set(rm.list_keys(group_ids=[source], before=before))
-            doomed.update(vs._collection.get(where={"source": source}, include=[])["ids"])
+            doomed.update(collection.get(where={"source": source}, include=[])["ids"])
             doomed -= keep_ids
             if doomed:
                 ids = sorted(doomed)
-                vs.delete(ids=ids)
+                collection.delete(ids=ids)
                 rm.delete_keys(ids)
             if rm is self.rm_chunks:
                 deleted_chunks = len(doomed)
         return deleted_chunks
 
     def ingest_article(self, article: Article, chunks: list[Chunk], report: IngestReport, previous: ManifestEntry | None) -> None:
+        s = self.settings
         chunk_docs = chunk_documents(chunks)
+        chunk_ids = [doc_hash(d) for d in chunk_docs]
         sentence_docs = sentence_documents(chunks)
+        question_docs = question_documents(chunks, chunk_ids)
+        if article.source in getattr(self, "_damaged", ()):
+            # The record managers remember records the store lost: forget them, or `index()`
+            # would skip them as unchanged and the store would stay broken.
+            for rm in (self.rm_chunks, self.rm_sentences, self.rm_questions):
+                rm.delete_keys(rm.list_keys(group_ids=[article.source]))
         started = self.rm_chunks.get_time()
-        result = self._index(chunk_docs, self.rm_chunks, self.store.chunks)
-        sresult = self._index(sentence_docs, self.rm_sentences, self.store.sentences)
+        result = self._index(chunk_docs, self.rm_chunks, self.store.vectorstore(s.collection))
+        sresult = self._index(sentence_docs, self.rm_sentences, self.store.vectorstore(s.sentence_collection))
+        qresult = self._index(question_docs, self.rm_questions, self.store.vectorstore(s.question_collection))
+        sections: dict[str, str] = {}
+        for c, cid in zip(chunks, chunk_ids):
+            sections.setdefault(c.section or "Overview", cid)
         self.manifest.commit(
             ManifestEntry(
                 source=article.source,
                 doc_id=article.doc_id,
                 title=article.title,
                 file_sha=article.file_sha,
-                pipeline=pipeline_version(self.settings),
-                chunk_ids=tuple(doc_hash(d) for d in chunk_docs),
+                pipeline=pipeline_version(s),
+                chunk_ids=tuple(chunk_ids),
                 sentence_ids=tuple(doc_hash(d) for d in sentence_docs),
                 updated_at=time.time(),
-            )
+                question_ids=tuple(doc_hash(d) for d in question_docs),
+                topics=tuple(article.topics),
+                audience=article.audience,
+                sections=tuple(sections.items()),
+            ),
+            tokens={cid: " ".join(tokenize(c.text)) for c, cid in zip(chunks, chunk_ids)},
         )
+        self.changed = True
         deleted = self._delete_stale(
-            article.source, started, ({doc_hash(d) for d in chunk_docs}, {doc_hash(d) for d in sentence_docs})
+            article.source, started,
+            (set(chunk_ids), {doc_hash(d) for d in sentence_docs}, {doc_hash(d) for d in question_docs}),
         )
         added = result["num_added"]
         replaced = min(added, deleted) if previous else 0
@@ -219,6 +289,7 @@ class Ingestor:
         report.skipped += result["num_skipped"]
         report.chunks_total += len(chunks)
         report.sentences_embedded += sresult["num_added"]
+        report.questions_embedded += qresult["num_added"]
         if previous is None:
             report.articles["new"] += 1
         elif added or deleted:
@@ -237,6 +308,7 @@ class Ingestor:
             report.deleted += self._delete_stale(source, None)
             self.manifest.remove([source])
             report.articles["removed"] += 1
+            self.changed = True
 
     def run(self, paths: Iterable[Path], full: bool = False, progress: bool = False) -> IngestReport:
         started = time.perf_counter()
@@ -244,6 +316,10 @@ class Ingestor:
         files, report.errors = collect_files(paths)
         present: set[str] = set()
         committed = self.manifest.entries()
+        damaged = self.damaged_articles(committed) if committed else set()
+        self._damaged = damaged
+        if damaged:
+            report.warnings.append(f"{len(damaged)} article(s) listed in the manifest have records missing from the store: written again")
         bar = None
         if progress and files:
             from tqdm import tqdm
@@ -253,7 +329,7 @@ class Ingestor:
             source = display_source(path)
             try:
                 previous = committed.get(source)
-                if previous and _same_version(path, previous, self.settings):
+                if previous and source not in damaged and _same_version(path, previous, self.settings):
                     # Same bytes, same chunker: nothing to read, chunk or embed.
                     report.articles["unchanged"] += 1
                     report.skipped += len(previous.chunk_ids)
@@ -274,6 +350,10 @@ class Ingestor:
             bar.close()
         if full:
             self.remove_gone(present, report)
+        if self.changed or damaged or not self._sparse_current():
+            from knee import sparse
+
+            sparse.current(self.settings)  # rebuilt from the manifest's terms and saved
         if self._chunker and self._chunker.too_long_sentences:
             report.warnings += [f"a sentence longer than a chunk was cut: {s!r}..." for s in self._chunker.too_long_sentences]
         report.seconds = time.perf_counter() - started

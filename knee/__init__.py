@@ -16,6 +16,10 @@ for _name, _value in {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no "Loading weights" bars in our output
     "TRANSFORMERS_VERBOSITY": "error",
     "LANGCHAIN_TRACING_V2": "false",
+    # NumPy's OpenBLAS with its own thread pool was 20-100x slower on this 2-core machine for the
+    # small matrices of a question (a 12x384 @ 384x1536 product: 23 ms threaded, 0.27 ms single;
+    # a question 730 ms vs 23 ms); a server runs requests side by side anyway.
+    "OPENBLAS_NUM_THREADS": "1",
 }.items():
     os.environ.setdefault(_name, _value)
 # Chroma reads this one under its own name too; a user cannot switch telemetry on by accident.

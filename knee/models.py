@@ -31,6 +31,8 @@ class Chunk:
     position: int = 0
     references: tuple[str, ...] = ()  # full citations of the sources this section's facts come from
     question: str | None = None  # set for an FAQ entry
+    # The questions the section answers (its question index entries; on the section's first chunk).
+    questions: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -49,6 +51,8 @@ class Chunk:
             meta["references"] = list(self.references)
         if self.question:
             meta["question"] = self.question
+        if self.questions:
+            meta["questions"] = list(self.questions)
         return meta
 
 
@@ -68,9 +72,12 @@ class Passage:
     references: tuple[str, ...] = ()
     question: str | None = None
     position: int = 0
+    questions: tuple[str, ...] = ()  # the questions its section answers (shown in the lookup)
     score: float = 0.0  # fused score (reciprocal rank fusion)
     dense: float | None = None  # cosine similarity to the query, when the dense search found it
     lexical_rank: int | None = None  # rank in the BM25 list, when BM25 found it
+    matched_question: str | None = None  # the indexed question of its section nearest the asked one
+    question_score: float | None = None  # that question's cosine to the asked one
 
     @classmethod
     def from_document(cls, doc: Any) -> "Passage":
@@ -88,6 +95,7 @@ class Passage:
             references=tuple(m.get("references") or ()),
             question=m.get("question"),
             position=int(m.get("position", 0)),
+            questions=tuple(str(q) for q in (m.get("questions") or ())),
         )
 
     @property
@@ -102,6 +110,7 @@ class Passage:
             "audience": self.audience,
             "topics": list(self.topics),
             "references": list(self.references),
+            "questions": list(self.questions),
             "score": round(self.score, 6),
             "dense": None if self.dense is None else round(self.dense, 4),
             "text": self.text,
@@ -141,6 +150,17 @@ class Escalation:
         return d
 
 
+# Shown with every answer (in the app under the chat, after `knee ask`, and as "advice" in the
+# JSON): the answer's way to a clinician. It is the product's own words, not a knowledge-base
+# sentence, so it carries no citation; the composer adds the cited referral sentence only when the
+# question asks when to see someone (issue 10: the same closing sentence under every answer hid
+# the facts people asked for).
+STANDING_ADVICE = (
+    "General information from our runner's knee knowledge base, not a diagnosis. "
+    "A physiotherapist or GP can examine your knee and advise you."
+)
+
+
 @dataclass
 class Answer:
     question: str
@@ -149,9 +169,13 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     escalation: Escalation | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
-    # Why the assistant refused or abstained ("out_of_scope", "medication_dose", "injection",
-    # "no_relevant_passage", "invalid_input", "store_unavailable"); None for answers.
+    # Why the assistant refused or abstained ("out_of_scope", "medication", "prompt_injection",
+    # "unrelated", "no_relevant_passage", "invalid_input", "not_english", "store_unavailable");
+    # None for answers.
     refusal: str | None = None
+    # A word about the answer itself, shown after it (not a sentence of the knowledge base): e.g.
+    # which of several questions were answered.
+    notice: str | None = None
 
     def to_json(self, id: Any = None) -> dict[str, Any]:
         """The `knee ask --json` / `--batch` record; other tools read exactly these keys."""
@@ -166,6 +190,8 @@ class Answer:
                 "answer": self.answer,
                 "citations": [c.to_json() for c in self.citations],
                 "refusal": self.refusal,
+                "notice": self.notice,
+                "advice": STANDING_ADVICE,
                 "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             }
         )
