@@ -10,7 +10,7 @@ from typing import IO, Iterator
 from assistant.pipeline import load_assistant
 from knee.errors import CliError
 from knee.config import Settings
-from knee.models import Answer
+from knee.models import STANDING_ADVICE, Answer
 
 _LEVEL_BANNER = {"emergency": "!!! EMERGENCY !!!", "urgent": "!! URGENT: SEE A DOCTOR TODAY !!"}
 
@@ -25,7 +25,7 @@ def format_answer(answer: Answer) -> str:
         for c in answer.citations:
             lines.append(f"  [{c.n}] {c.title} - {c.section} ({c.source})")
     if answer.behavior == "answer":
-        lines += ["", "General information, not a diagnosis. A physiotherapist or doctor can assess your knee."]
+        lines += ["", STANDING_ADVICE]
     return "\n".join(lines)
 
 
@@ -111,9 +111,12 @@ def search(args, settings: Settings) -> int:
     if not passages:
         print("no passages match")
     for rank, p in enumerate(passages, start=1):
-        print(f"{rank}. {p.title} - {p.section_label}  [score {p.score:.4f}, cosine {p.dense:.3f}]")
+        cosine = "" if p.dense is None else f", cosine {p.dense:.3f}"
+        print(f"{rank}. {p.title} - {p.section_label}  [score {p.score:.4f}{cosine}]")
         print(f"   source: {p.source}  audience: {p.audience}  topics: {', '.join(p.topics) or '-'}")
         body = p.text.split("\n\n", 1)[-1].replace("\n", " ")
         print(f"   {body[:300]}{'...' if len(body) > 300 else ''}")
+        if p.questions:
+            print(f"   answers: {'; '.join(p.questions[:4])}{' ...' if len(p.questions) > 4 else ''}")
         print()
     return 0

@@ -1,10 +1,19 @@
 """The composer: retrieved passages -> a short answer in which every sentence is a cited source sentence.
 
-Extractive, no LLM: it ranks the sentences of the retrieved passages against the question (sentence
-vectors were embedded at ingest; only the question is embedded now), picks the most direct one
-first, adds others that are relevant but not redundant (maximal marginal relevance), and cites each.
-Sentences are quoted verbatim, so every claim in an answer is a claim of the knowledge base.
-When no sentence is relevant enough it abstains.
+Extractive, no LLM, and section-first:
+1. the section that answers: of the first passages retrieval returns, the one whose own sentences
+   answer the question best (a question-index match counts for it);
+2. its relevant sentences, in reading order, so the answer reads as the article does: from the
+   best one, every sentence within `answer_score_window` of it, at most `max_sentences`; a short
+   section whose question-index entry matched is given whole;
+3. a sentence from another section only when it carries what the section lacks: clearly relevant,
+   not a repeat, and holding a word of the question the chosen sentences do not;
+4. the referral sentence ("see a physiotherapist or GP ...") when it answers the question (when
+   to see someone, what to do if it does not improve) and the answer names no clinician yet.
+   Every other answer leaves its way to a clinician in the standing advice (`STANDING_ADVICE`)
+   that the app, `knee ask` and the JSON show with it: a sentence repeated under every answer
+   reads as noise and takes the place of a fact.
+Sentences are quoted verbatim and cited; when nothing is relevant enough, the composer abstains.
 """
 
 from __future__ import annotations
@@ -14,43 +23,52 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.retrieve import KnowledgeIndex, expand_query, tokenize
+from assistant.retrieve import KnowledgeIndex, expand_query
 from knee.config import Settings
 from knee.models import Citation, Passage
+from knee.sparse import tokenize
 
 # A sentence that opens with one of these leans on the sentence before it.
 _DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
 _CLINICIAN = re.compile(r"\b(?:physiotherapists?|physios?|doctors?|gp|clinicians?|emergency department|a&e|urgent care|nhs 111)\b", re.I)
 REFERRAL_SECTION = "When to see a physiotherapist or GP"
-# Words of the knee's world. A question without any ("is creatine good for sprinters?") must be
-# closer to a sentence before it is answered: the corpus says general things about running and
-# strength that sound relevant to many questions it does not cover.
-_ON_TOPIC = re.compile(
-    r"\b(?:knee|kneecap|knee ?cap|patell\w*|pfp|pfps|quad\w*|glute\w*|hips?|calf|calves|thigh|hamstrings?|pain\w*|hurt\w*|ach\w*"
-    r"|sore\w*|injur\w*|stairs|squat\w*|lunge\w*|cadence|step rate|stride|insoles?|orthos[ei]s|orthotics?|tap(?:e|ing)|brac(?:e|es|ing)"
-    r"|foam|physio\w*|mri|x-?rays?|scans?|surgery|arthroscop\w*|exercis\w*|strength\w*|reps?|sets|consensus|ottawa|itb|iliotibial"
-    r"|tendon\w*|menisc\w*|osgood|clicks?|grind\w*|swell\w*|red flags?|warning signs?|downhill|hills?|return to running|runner'?s knee"
-    r"|recover\w*|heal\w*|go away|gets? better|prognosis|hill\w*|comeback|return[- ]to[- ]run\w*|back to running|(?:stop|stopping|keep|keeping|carry on|quit|quitting|rest from|break from) running|walk[- ]run|run[- ]walk)\b",
+# The question asks when to see someone, or what to do when it does not get better.
+ASKS_REFERRAL = re.compile(
+    r"\b(?:see (?:a|the|my|an) \w+|go to (?:a|the|my) \w+|get (?:it |this )?(?:checked|looked at|seen)|doctor|physio\w*|gp|clinician"
+    r"|specialist|surgeon|not (?:getting )?better|isn't (?:getting )?better|not improving|isn't improving|no better|getting worse"
+    r"|worse|who (?:can|should|do)|when (?:should|do) i (?:see|go|worry)|should i worry|seek help|professional)\b",
     re.I,
 )
-
-# A sentence that introduces a list ("... if any one of the following five findings is present.",
-# "The TREK rule has three parts.") says nothing alone: its items follow it into the answer.
+# Words of the knee's world. A question without any ("is creatine good for sprinters?") must be
+# closer to a sentence before it is answered: the corpus says general things about running and
+# strength that sound relevant to many questions it does not cover. Words that make a question one of the knee's world (the knee, its muscles, pain, injury,
+# examination and treatment, and coming back from an injury): such a question is held to the lower
+# floor. Words of training in general (hills, recovery runs, strength, sets and reps, stride) are
+# left out on purpose: "hill sprints for a 10k?" or "best recovery drink?" are running questions the
+# knowledge base does not answer, and in-scope questions worded that way are vouched for by the
+# question index instead (checked on dev probes-3 and new phrasings, see evals/gold/dev).
+_ON_TOPIC = re.compile(
+    r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|quad\w*|glute\w*|hips?|calf|calves|thighs?|hamstrings?|pain\w*|hurt\w*|ach\w*"
+    r"|sore\w*|injur\w*|stairs|squat\w*|lunge\w*|cadence|step rate|insoles?|orthos[ei]s|orthotics?|tap(?:e|ing)|brac(?:e|es|ing)"
+    r"|foam roll\w*|physio\w*|mri|x-?rays?|scans?|surgery|arthroscop\w*|consensus|ottawa|itb|iliotibial"
+    r"|tendon\w*|menisc\w*|osgood|clicks?|grind\w*|swell\w*|red flags?|warning signs?|return to running|runner'?s knee"
+    r"|heal\w*|go away|gets? better|prognosis|return[- ]to[- ]run\w*|back to running|(?:stop|stopping|keep|keeping|carry on|quit|quitting|rest from|break from) running|walk[- ]run|run[- ]walk)\b",
+    re.I,
+)
+# A sentence that introduces a list ("... the following five findings", "The TREK rule has three
+# parts.") says nothing alone: its items follow it into the answer.
 _LIST_LEAD = re.compile(
     r"(?:\bthe following\b[^.]*|\b(?:has|have|are|include|includes) (?:two|three|four|five|six|\d) (?:parts|steps|stages|phases|criteria|rules|signs|findings)\b[^.]*)[.:]?$"
     r"|:$",
     re.I,
 )
-GENERIC_PENALTY = 0.5
-LIST_LEAD_MARGIN = 0.05  # a list is given whole only when its lead is clearly the best answer
-OVERLAP_WEIGHT = 0.12  # the share of the question's words a sentence has, as a bonus
-# Sentences of the passage the best sentence came from continue its answer more often than
-# sentences elsewhere that merely sound alike.
-SAME_PASSAGE_BONUS = 0.15
-MMR_WEIGHT = 0.5
-# Above this cosine to a sentence already chosen, a sentence says again what is said. (List-like
-# sentences on one subject sit near 0.8 and still carry different facts.)
-REDUNDANT = 0.85
+# The share of the question's words (weighted by rarity) a sentence holds, as a bonus to its cosine.
+OVERLAP_WEIGHT = 0.12
+# A sentence that leans on the one before it ("It ...", "This ...") counts a little less when it
+# would be read without it.
+DANGLING_PENALTY = 0.06
+# Passages considered for the answering section: the first few retrieval returns.
+SECTION_CANDIDATES = 3
 ABSTAIN_TEXT = (
     "I'm sorry, my knowledge base does not cover that, so I can't give you a reliable answer. "
     "I can only answer questions about runner's knee (pain around or behind the kneecap). "
@@ -65,7 +83,13 @@ class Candidate:
     text: str
     vector: np.ndarray
     relevance: float  # cosine to the question
-    score: float  # relevance plus small bonuses
+    score: float  # relevance plus the overlap bonus
+
+
+@dataclass
+class Composed:
+    sentences: list[tuple[str, Passage]]  # each chosen sentence and the passage it is quoted from
+    best: float  # the best sentence's score
 
 
 class Composer:
@@ -74,103 +98,145 @@ class Composer:
         self.settings = settings
         self.referral = index.find_section(REFERRAL_SECTION)
 
-    def candidates(self, question: str, q: np.ndarray, passages: list[Passage]) -> list[Candidate]:
-        q_terms = set(tokenize(expand_query(question)))
-        # Words weighted by their rarity in the corpus: sharing "arthritis" with the question
-        # says far more than sharing "knee".
-        idf = self.index.bm25.vectorizer.idf
-        q_weight = {t: idf.get(t, 0.0) for t in q_terms}
-        q_total = sum(q_weight.values()) or 1.0
-        out = []
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _weights(self, question: str) -> tuple[set[str], dict[str, float], float]:
+        terms = set(tokenize(expand_query(question)))
+        weight = {t: self.index.sparse.idf(t) for t in terms}
+        return terms, weight, sum(weight.values()) or 1.0
+
+    def candidates(self, question: str, q: np.ndarray, passages: list[Passage]) -> dict[int, list[Candidate]]:
+        """Every sentence of every passage, scored against the question, by passage rank."""
+        terms, weight, total = self._weights(question)
+        banks = self.index.banks_for([p.key for p in passages])
+        out: dict[int, list[Candidate]] = {}
         seen: set[str] = set()
         for rank, p in enumerate(passages):
-            bank = self.index.sentences.get(p.key)
+            bank = banks.get(p.key)
             if bank is None or not len(bank.texts):
                 continue
             rel = bank.vectors @ q
-            generic = bank.generic if bank.generic is not None else np.zeros(len(rel))
             for i, (text, r) in enumerate(zip(bank.texts, rel)):
                 norm = " ".join(text.split()).lower()
                 if norm in seen or text.rstrip().endswith("?") or len(text.split()) < 4:
                     continue
                 seen.add(norm)
-                overlap = sum(q_weight[t] for t in q_terms & set(tokenize(text))) / q_total
-                score = float(r) + OVERLAP_WEIGHT * overlap + 0.03 / (1 + rank) - GENERIC_PENALTY * float(generic[i])
-                if _DANGLING.match(text):
-                    score -= 0.06
-                out.append(Candidate(rank, i, text, bank.vectors[i], float(r), score))
-        out.sort(key=lambda c: -c.score)
+                overlap = sum(weight[t] for t in terms & set(tokenize(text))) / total
+                score = float(r) + OVERLAP_WEIGHT * overlap - (DANGLING_PENALTY if _DANGLING.match(text) else 0.0)
+                out.setdefault(rank, []).append(Candidate(rank, i, text, bank.vectors[i], float(r), score))
         return out
 
-    def select(self, candidates: list[Candidate], max_sentences: int, max_words: int, floor: float) -> list[Candidate]:
+    # -- choosing ---------------------------------------------------------------------------
+
+    def compose_one(self, question: str, q: np.ndarray, passages: list[Passage], floor: float,
+                    max_words: int | None = None) -> Composed | None:
         s = self.settings
-        if not candidates or candidates[0].relevance < floor:
-            return []
-        best = candidates[0]
-        chosen = [best]
-        words = len(best.text.split())
-        pool = candidates[1:]
-        if _LIST_LEAD.search(best.text) and (not pool or best.score - pool[0].score >= LIST_LEAD_MARGIN):
-            # The list's items, in order, as far as the budget goes; they stay right after it.
-            items = sorted((c for c in pool if c.passage_rank == best.passage_rank and c.sentence_idx > best.sentence_idx),
-                           key=lambda c: c.sentence_idx)
-            expected = best.sentence_idx + 1
-            for c in items:
-                if c.sentence_idx != expected or len(chosen) >= max_sentences or words + len(c.text.split()) > max_words:
-                    break
-                chosen.append(c)
-                words += len(c.text.split())
-                expected += 1
-            if len(chosen) > 1:
-                return chosen
-        def continuing(c: Candidate) -> float:
-            """A candidate's score as a continuation of the best sentence."""
-            return c.score + (SAME_PASSAGE_BONUS if c.passage_rank == best.passage_rank else 0.0)
+        max_words = max_words or s.max_words
+        by_passage = self.candidates(question, q, passages)
+        if not by_passage:
+            return None
+        best_overall = max(c.score for cs in by_passage.values() for c in cs)
+        best_relevance = max(c.relevance for cs in by_passage.values() for c in cs)
+        # The question index vouches for a passage when one of its questions is close to the asked
+        # one: then a question worded unlike the article's sentences is still answered.
+        question_hit = max((p.question_score or 0.0) for p in passages[:SECTION_CANDIDATES]) if passages else 0.0
+        if best_relevance < floor and question_hit < s.question_vouch:
+            return None
 
-        while pool and len(chosen) < max_sentences:
-            def mmr(c: Candidate) -> float:
-                redundancy = max(float(c.vector @ x.vector) for x in chosen)
-                return continuing(c) - MMR_WEIGHT * redundancy
+        # 1. The section that answers: the first passage retrieval ranks (it weighs the words, the
+        # meaning and the question index together), unless another of the first few is clearly
+        # better by its own sentences, its question-index match and its title.
+        terms, weight, total = self._weights(question)
 
-            pool.sort(key=mmr, reverse=True)
-            nxt = pool.pop(0)
-            redundancy = max(float(nxt.vector @ x.vector) for x in chosen)
-            if continuing(nxt) < best.score - s.answer_score_window or nxt.relevance < s.min_relevance - 0.04:
-                break  # the rest answer something else
-            if redundancy > REDUNDANT:
-                continue  # says again what is said
-            if words + len(nxt.text.split()) > max_words:
+        def section_score(rank: int) -> float:
+            cs = sorted((c.score for c in by_passage.get(rank, [])), reverse=True)
+            if not cs:
+                return -1.0
+            top2 = cs[:2]
+            p = passages[rank]
+            title = sum(weight[t] for t in terms & set(tokenize(p.section_label + " " + p.title))) / total
+            return (sum(top2) / len(top2) + s.section_question_weight * max(0.0, (p.question_score or 0.0) - 0.5)
+                    + s.section_title_weight * title)
+
+        ranks = [r for r in range(min(SECTION_CANDIDATES, len(passages))) if r in by_passage]
+        if not ranks:
+            return None
+        primary = ranks[0]
+        for r in ranks[1:]:
+            if section_score(r) > section_score(primary) + s.section_switch_margin:
+                primary = r
+        cands = sorted(by_passage[primary], key=lambda c: c.sentence_idx)
+        top = max(c.score for c in cands)
+        whole = (passages[primary].question_score or 0.0) >= s.whole_section_match
+
+        # 2. The section, read as written: its sentences in order. A section longer than the budget
+        # keeps its most relevant sentences (the best first), still in reading order; sentences
+        # far below the best (outside `answer_score_window`) or below the floor are left out
+        # unless the question index vouched for the whole section.
+        lead = max(cands, key=lambda c: c.score)
+        if _LIST_LEAD.search(lead.text):
+            pool = [c for c in cands if c.sentence_idx >= lead.sentence_idx]  # a list's lead brings its items
+        elif whole:
+            pool = list(cands)
+        else:
+            pool = [c for c in cands if c.score >= top - s.answer_score_window and c.relevance >= floor - s.sentence_floor_margin]
+        kept: list[Candidate] = []
+        words = 0
+        for c in sorted(pool, key=lambda c: (-c.score, c.sentence_idx)):
+            n = len(c.text.split())
+            if len(kept) >= s.max_sentences or (kept and words + n > max_words):
                 continue
-            chosen.append(nxt)
-            words += len(nxt.text.split())
-        # The most direct sentence first; the others in reading order, so they flow.
-        rest = sorted(chosen[1:], key=lambda c: (c.passage_rank, c.sentence_idx))
-        return [best] + rest
+            if any(float(c.vector @ x.vector) > s.redundant for x in kept):
+                continue
+            kept.append(c)
+            words += n
+        kept.sort(key=lambda c: c.sentence_idx)
+
+        # 3. Another section only for what this one lacks.
+        covered = set()
+        for c in kept:
+            covered |= set(tokenize(c.text))
+        asked = {t for t in tokenize(expand_query(question)) if self.index.sparse.idf(t) > 0}
+        others = [c for r, cs in by_passage.items() if r != primary for c in cs]
+        others.sort(key=lambda c: -c.score)
+        added = 0
+        for c in others:
+            if added >= s.max_other_sentences or len(kept) >= s.max_sentences:
+                break
+            if c.score < top - s.other_section_margin or c.relevance < floor:
+                break
+            new_terms = (asked & set(tokenize(c.text))) - covered
+            if not new_terms or any(float(c.vector @ x.vector) > s.redundant for x in kept):
+                continue
+            if words + len(c.text.split()) > max_words:
+                continue
+            kept.append(c)
+            words += len(c.text.split())
+            covered |= set(tokenize(c.text))
+            added += 1
+        out = [(c.text, passages[c.passage_rank]) for c in kept]
+        return Composed(out, best_overall)
+
+    def referral_sentence(self) -> tuple[str, Passage] | None:
+        if self.referral is None:
+            return None
+        bank = self.index.banks_for([self.referral.key]).get(self.referral.key)
+        return (bank.texts[0], self.referral) if bank and bank.texts else None
+
+    def floor(self, topic_text: str) -> float:
+        s = self.settings
+        return s.min_relevance if _ON_TOPIC.search(topic_text) else s.min_relevance_off_topic
 
     def compose(self, question: str, q: np.ndarray, passages: list[Passage], topic_text: str | None = None) -> tuple[str, list[Citation]] | None:
-        """The answer Markdown and its citations, or None to abstain. `question` gives the words
-        sentences are matched on; `topic_text` (the question with the earlier turns it leans on)
-        decides which relevance bar applies."""
-        s = self.settings
-        floor = s.min_relevance if _ON_TOPIC.search(topic_text or question) else s.min_relevance_off_topic
-        referral_words = 0
-        referral_text = None
-        if self.referral is not None:
-            bank = self.index.sentences.get(self.referral.key)
-            if bank is not None and bank.texts:
-                referral_text = bank.texts[0]
-                referral_words = len(referral_text.split())
-        chosen = self.select(
-            self.candidates(question, q, passages),
-            max_sentences=s.max_sentences - (1 if referral_text else 0),
-            max_words=s.max_words - referral_words,
-            floor=floor,
-        )
-        if not chosen:
-            return None
+        """One question: the answer Markdown and its citations, or None to abstain."""
+        done = self.compose_many([(question, q, passages, topic_text or question)])
+        return done
+
+    def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "") -> tuple[str, list[Citation]] | None:
+        """Answers to up to two questions, one paragraph each, citations numbered across them."""
         numbers: dict[str, int] = {}
         cited: list[Passage] = []
-        parts = []
+        paragraphs: list[str] = []
 
         def cite(p: Passage) -> int:
             if p.id not in numbers:
@@ -178,13 +244,30 @@ class Composer:
                 cited.append(p)
             return numbers[p.id]
 
-        for c in chosen:
-            parts.append(f"{c.text} [{cite(passages[c.passage_rank])}]")
-        # Every answer leaves a way to a clinician, in the knowledge base's own (cited) words.
-        if referral_text and not any(_CLINICIAN.search(c.text) for c in chosen):
-            parts.append(f"{referral_text} [{cite(self.referral)}]")
+        def compose_all(max_words: int | None) -> list[Composed]:
+            done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words)
+                    for question, q, passages, topic_text in parts]
+            return [c for c in done if c is not None]
+
+        composed = compose_all(None)
+        if not composed:
+            return None
+        ref = None
+        asks_referral = any(ASKS_REFERRAL.search(question) for question, *_ in parts)
+        if asks_referral and not any(_CLINICIAN.search(text) for c in composed for text, _ in c.sentences):
+            # Asked when to see someone and no clinician named yet: the referral sentence closes the
+            # answer, and the answer makes room for it so it stays within `max_words`.
+            ref = self.referral_sentence()
+            if ref:
+                composed = compose_all(max(1, self.settings.max_words - len(ref[0].split()))) or composed
+        for c in composed:
+            paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in c.sentences))
+        if ref:
+            paragraphs[-1] += f" {ref[0]} [{cite(ref[1])}]"
+        if note:
+            paragraphs.append(note)
         citations = [
             Citation(n=numbers[p.id], title=p.title, section=p.section_label, source=p.source, text=p.text, references=p.references)
             for p in cited
         ]
-        return " ".join(parts), citations
+        return "\n\n".join(paragraphs), citations

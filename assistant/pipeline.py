@@ -16,8 +16,9 @@ import numpy as np
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
+from assistant.message import read_message
 from assistant.retrieve import HybridRetriever, KnowledgeIndex
-from assistant.scope import REFUSALS
+from assistant.scope import REFUSALS, scope_refusal
 from assistant.triage import Triage, escalation_markdown
 from knee.config import Settings
 from knee.encoder import get_encoder
@@ -43,12 +44,30 @@ STORE_DOWN_TEXT = (
     "If you are worried about your knee, contact a physiotherapist or your GP."
 )
 
-# Follow-ups lean on an earlier turn: "how many reps of those?", "and for the calves?".
-_FOLLOW_UP = re.compile(
-    r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above|what about|how about|and for|also)\b"
-    r"|^(?:and|or|but|so|also|what about|how about|why|how (?:many|often|long|much))\b",
+# Follow-ups lean on an earlier turn: "how many reps of those?", "and for the calves?", "what
+# about taping?". A question that names what it asks about is self-contained, whatever came before
+# ("How much pain is OK when running?" is not a follow-up).
+_FOLLOW_UP_START = re.compile(r"^\s*(?:and|or|but|so|also|then|what about|how about|and what|same for|ok and|okay and)\b", re.I)
+_ANAPHOR = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above)\b", re.I)
+# At most this many content words, and a word that points back: a follow-up.
+FOLLOW_UP_WORDS = 2
+# A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
+_NAMES_SUBJECT = re.compile(
+    r"\b(?:knees?|kneecaps?|patell\w*|pfp|runner'?s knee|runners knee|patellofemoral|quads?|glutes?|hips?|calf|calves|thighs?"
+    r"|hamstrings?|itb|it band|insoles?|orthotics?|orthoses|tape|taping|brace|foam|cadence|mri|x-?ray|scan|surgery|ottawa)\b",
     re.I,
 )
+# "it", "this", "that" as what the question is about ("does it go away?", "is this serious?").
+_PRONOUN_SUBJECT = re.compile(r"\b(?:it|its|it's|this|that|they|these|those)\b", re.I)
+# "Is it OK to ...", "it's normal for ...", "would it be better if ...": an "it" that stands for
+# what follows, not for something already named, so it asks for no subject.
+_EXPLETIVE_IT = re.compile(
+    r"\b(?:is it|was it|it is|it's|its|would it be|will it be|it would be|it will be)\s+(?:\w+\s+){0,2}?"
+    r"(?:ok|okay|alright|normal|safe|bad|fine|possible|worth|better|best|wise|smart|sensible|true|common|usual|likely|advisable|good|wrong|right|necessary|too late|too early)"
+    r"\s+(?:to|if|for|that|when|whether)\b",
+    re.I,
+)
+MAX_RAW_CHARS = 1_000_000  # a message is cut here before anything else looks at it (see TOO_LONG_TEXT)
 _MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>|[{};=]{1}\s*\w*\s*[{};=(]")
 _ENGLISH = re.compile(
     r"\b(?:the|a|an|is|are|my|i|it|to|of|and|in|what|how|when|why|can|do|does|should|knee|run|running|pain|you|for|with|on)\b", re.I
@@ -62,7 +81,10 @@ def clean_message(text: Any) -> tuple[str | None, str | None]:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
-        text = str(text)
+        # A number, a list, an object: what a client sent is not a message.
+        return None, "unreadable"
+    # Lone surrogates (half of a character pair) break the tokenizer; nothing readable is lost.
+    text = text[: MAX_RAW_CHARS].encode("utf-8", errors="replace").decode("utf-8")
     # Control characters and replacement characters are junk; keep ordinary whitespace.
     cleaned = "".join(
         ch if ch in "\n\t" or (unicodedata.category(ch)[0] != "C" and ch != "\ufffd") else " " for ch in text
@@ -88,18 +110,29 @@ def looks_english(text: str) -> bool:
     return len(_ENGLISH.findall(sample)) / len(words) >= 0.12
 
 
-def user_turns(history: Any) -> list[str]:
-    turns = []
-    for item in history or []:
-        if isinstance(item, dict):
-            role, content = item.get("role"), item.get("content")
-        elif isinstance(item, (list, tuple)) and len(item) == 2:  # (user, assistant) pairs
-            role, content = "user", item[0]
-        else:
-            role, content = getattr(item, "role", None), getattr(item, "content", None)
-        if role == "user" and isinstance(content, str) and content.strip():
-            turns.append(content.strip())
-    return turns
+def user_turns(history: Any, turns: int = 10, chars: int = 2000) -> list[str]:
+    """The user's earlier messages, from a history of any shape: a list of {"role", "content"}
+    dicts, (user, assistant) pairs or message objects; anything else is ignored. Bounded before
+    any work: the last `turns` user messages, each cut to `chars` characters, so no request costs
+    more than an ordinary one however much history a client sends."""
+    if not isinstance(history, (list, tuple)):
+        return []
+    out: list[str] = []
+    for item in list(history)[-4 * turns :]:
+        try:
+            if isinstance(item, dict):
+                role, content = item.get("role"), item.get("content")
+            elif isinstance(item, (list, tuple)) and len(item) == 2:  # (user, assistant) pairs
+                role, content = "user", item[0]
+            else:
+                role, content = getattr(item, "role", None), getattr(item, "content", None)
+        except Exception:  # an object whose attributes raise: not a turn
+            continue
+        if role == "user" and isinstance(content, str):
+            cleaned, problem = clean_message(content[: 4 * chars])
+            if cleaned and not problem:
+                out.append(cleaned[:chars])
+    return out[-turns:]
 
 
 # A stretch of a message that says what is NOT the case ("no swelling", "never injured it",
@@ -131,14 +164,47 @@ def without_negated(text: str) -> str:
     return rest if dropped and len(re.findall(r"[a-zA-Z']+", rest)) >= 3 else text
 
 
+def is_follow_up(question: str) -> bool:
+    from assistant.message import content_words
+
+    words = content_words(question)
+    return bool(_FOLLOW_UP_START.match(question)) or (bool(_ANAPHOR.search(question)) and len(words) <= FOLLOW_UP_WORDS)
+
+
+# At most this many content words in a question whose subject is a pronoun: the follow-up limit's
+# order of size; "how long does it take to heal" has three, the dev questions that name their own
+# subject had six and more.
+SUBJECT_WORDS = 4
+
+
+def needs_subject(question: str) -> bool:
+    """The question's subject is a pronoun and nothing of the knee's world is named."""
+    from assistant.message import content_words
+
+    # Only a short question leans on an unnamed subject ("how long does it take to heal?"); a
+    # longer one names its own ("my watch says my load is unproductive, what does that mean").
+    question = _EXPLETIVE_IT.sub(" ", question)
+    return (bool(_PRONOUN_SUBJECT.search(question)) and not _NAMES_SUBJECT.search(question)
+            and len(content_words(question)) <= SUBJECT_WORDS)
+
+
 def resolve_follow_up(question: str, earlier: list[str], turns: int) -> str:
     """The retrieval query: the question, with the earlier user turns it leans on."""
-    if not earlier:
+    if not earlier or not is_follow_up(question):
         return question
-    content_words = [w for w in re.findall(r"[a-zA-Z']+", question) if len(w) > 3]
-    if _FOLLOW_UP.search(question) or len(content_words) <= 3:
-        return " ".join(earlier[-turns:] + [question])
-    return question
+    return " ".join(earlier[-turns:] + [question])
+
+
+# Triage reads at most this many characters of a message: its start and its end, where people put
+# what worries them. Without a bound a 150,000-character message took 1.2 s to read.
+TRIAGE_MAX_CHARS = 20_000
+
+
+def triage_text(text: str) -> str:
+    if len(text) <= TRIAGE_MAX_CHARS:
+        return text
+    half = TRIAGE_MAX_CHARS // 2
+    return text[:half] + "\n" + text[-half:]
 
 
 class VectorCache:
@@ -172,7 +238,7 @@ class Assistant(Runnable[dict, Answer]):
         self.encoder = get_encoder(settings.model_path)
         self._embed = self.encoder.encode
         self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings)
-        self.triage = Triage(model_path=settings.model_path, extra_words=self.index.vocabulary)
+        self.triage = Triage(model_path=settings.model_path)
         self.composer = Composer(self.index, settings)
         self.embed_one("warm up")  # the first encode pays one-off costs; do it at start, not on a user
 
@@ -192,62 +258,110 @@ class Assistant(Runnable[dict, Answer]):
         started = time.perf_counter()
         timings: dict[str, float] = {}
         text, problem = clean_message(question)
-        shown = text if text is not None else (question if isinstance(question, str) else "")
+        shown = text if text is not None else (question[:500] if isinstance(question, str) else "")
         if problem:
+            shown = shown.encode("utf-8", errors="replace").decode("utf-8")
             return self._finish(Answer(shown[:500], "refuse", EMPTY_TEXT if problem == "empty" else UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
+        s = self.settings
+        earlier = user_turns(history, s.history_max_turns, s.max_question_chars)
+        too_long = len(text) > s.max_question_chars
 
-        earlier = user_turns(history)
-        too_long = len(text) > self.settings.max_question_chars
-
-        # Safety first, on the whole message however long, and on the earlier turns.
+        # Safety first: triage reads the message (up to TRIAGE_MAX_CHARS, head and tail) and the
+        # earlier turns, whatever else it holds.
         t0 = time.perf_counter()
-        head = text[: self.settings.max_question_chars]
-        asked = without_negated(head)
         vectors = VectorCache(self._embed)
-        verdict = self.triage.check(text, earlier, embed=vectors.many)
+        verdict = self.triage.check(triage_text(text), earlier, embed=vectors.many)
         timings["triage"] = (time.perf_counter() - t0) * 1000
-
         if verdict.escalation:
             esc = verdict.escalation
             citations = self._escalation_citation(esc)
             md = escalation_markdown(esc, f" [{citations[0].n}]" if citations else "")
             return self._finish(Answer(text[:2000], "escalate", md, citations, esc), started, timings)
-        t1 = time.perf_counter()
-        q_vec = vectors.one(asked)
-        timings["embed"] = (time.perf_counter() - t1) * 1000
         if too_long:
-            msg = TOO_LONG_TEXT.format(n=len(text), limit=self.settings.max_question_chars)
+            msg = TOO_LONG_TEXT.format(n=len(text), limit=s.max_question_chars)
             return self._finish(Answer(text[:2000], "refuse", msg, refusal="invalid_input"), started, timings)
         if not looks_english(text):
             # Markup or code with no words of a question in it is unreadable, not another language.
             if _MARKUP.search(text) and not _ENGLISH.search(_MARKUP.sub(" ", text)):
                 return self._finish(Answer(text, "refuse", UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
             return self._finish(Answer(text, "refuse", NOT_ENGLISH_TEXT, refusal="not_english"), started, timings)
-        if verdict.refusal:
-            return self._finish(Answer(text, "refuse", REFUSALS[verdict.refusal], refusal=verdict.refusal), started, timings)
 
-        query = resolve_follow_up(asked, earlier, self.settings.history_turns)
-        compose_vec = q_vec
-        if query != asked:
-            # Search and rank with the blend of the question and the question with its earlier
-            # turns, so that "how many reps of those?" finds reps among the exercise passages.
+        read = read_message(text)
+        normalise = lambda t: self.triage.read(t).joined  # noqa: E731  (lower case, contractions one way)
+        refusal = scope_refusal(normalise(text), [normalise(a.question) for a in read.asked])
+        if refusal:
+            body, citations = REFUSALS[refusal], []
+            if refusal == "out_of_scope":
+                body, citations = self._kind_reply(read, vectors, timings)
+            return self._finish(Answer(text, "refuse", body, citations, refusal=refusal), started, timings)
+
+        parts = []
+        t1 = time.perf_counter()
+        for asked in read.asked:
+            query = resolve_follow_up(without_negated(asked.query), earlier, s.history_turns)
+            # In a runner's-knee chat "it" is runner's knee: a question whose subject is only a
+            # pronoun ("can it start suddenly?") is searched as a question about runner's knee. A
+            # question about something else ("how do I run a faster marathon?") is not: it
+            # names its subject, and the composer's off-topic floor judges it as asked.
+            if query == without_negated(asked.query) and needs_subject(query):
+                query = f"{query} (runner's knee)"
+            # The question index is matched with the question as asked, or, when it says little
+            # without its story ("what should I do?"), with the story's facts too: alone it
+            # matched the index's "what should I do?" entries whatever the story was.
+            if asked.query != asked.question:
+                q_vec = vectors.one(without_negated(asked.query))
+            else:
+                q_vec = vectors.one(f"{asked.question} (runner's knee)" if needs_subject(asked.question) else asked.question)
+            query_vec = vectors.one(query)
+            if query != without_negated(asked.query):
+                # A follow-up: search and rank with the blend of the question and the question with
+                # its earlier turns, so "how many reps of those?" finds reps among the exercises.
+                blend = query_vec + vectors.one(asked.question)
+                query_vec = q_vec = blend / np.linalg.norm(blend)
+            timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - t1) * 1000
             t2 = time.perf_counter()
-            blend = q_vec + self.embed_one(query)
-            compose_vec = q_vec = blend / np.linalg.norm(blend)
-            timings["embed"] += (time.perf_counter() - t2) * 1000
-        t3 = time.perf_counter()
+            try:
+                passages = self.retriever.search(query, query_vector=query_vec, question_vector=q_vec, timings=timings)
+            except StoreError:
+                return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+            except Exception:
+                return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+            timings["retrieve"] = timings.get("retrieve", 0.0) + (time.perf_counter() - t2) * 1000
+            ranked_with = asked.question if query == asked.question else query
+            parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
+            t1 = time.perf_counter()
+        t4 = time.perf_counter()
         try:
-            passages = self.retriever.search(query, query_vector=q_vec, timings=timings)
+            composed = self.composer.compose_many(parts)
         except Exception:
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
-        timings["retrieve"] = (time.perf_counter() - t3) * 1000
-        t4 = time.perf_counter()
-        composed = self.composer.compose(asked, compose_vec, passages, topic_text=f"{query} {text}")
         timings["compose"] = (time.perf_counter() - t4) * 1000
         if composed is None:
             return self._finish(Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)
         md, citations = composed
-        return self._finish(Answer(text, "answer", md, citations), started, timings)
+        notice = None
+        if read.unanswered:
+            answered = " and ".join(f"\u201c{a.question}\u201d" for a in read.asked)
+            notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
+        return self._finish(Answer(text, "answer", md, citations, notice=notice), started, timings)
+
+    def _kind_reply(self, read, vectors, timings) -> tuple[str, list[Citation]]:
+        """Another body part or condition: what the knowledge base covers, who can help, and any
+        passage it does have on the question (how hip problems can show as knee pain, say)."""
+        body = REFUSALS["out_of_scope"]
+        try:
+            asked = read.asked[0]
+            vec = vectors.one(asked.question)
+            passages = self.retriever.search(asked.query, query_vector=vec, question_vector=vec, timings=timings)
+            composed = self.composer.compose_one(asked.question, vec, passages[:2], self.settings.min_relevance_off_topic)
+        except Exception:
+            composed = None
+        if composed is None or not composed.sentences:
+            return body, []
+        sentence, p = composed.sentences[0]
+        citations = [Citation(n=1, title=p.title, section=p.section_label, source=p.source, text=p.text, references=p.references)]
+        sentence = f"{sentence} [1]"
+        return f"{body}\n\nWhat my knowledge base does say, in case it helps: {sentence}", citations
 
     def _escalation_citation(self, escalation) -> list[Citation]:
         """The knowledge base's passage on this red flag: the section the row names, or failing

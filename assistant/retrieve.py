@@ -1,15 +1,25 @@
-"""Retrieval: hybrid dense (Chroma) + BM25 search over the committed chunks, fused by reciprocal rank.
+"""Retrieval: three ranked lists over the committed chunks, fused by weighted reciprocal rank.
 
-`KnowledgeIndex` loads, once per process, what retrieval and composition read: the committed chunks
-(the manifest says which), their BM25 index, and the sentence vectors embedded at ingest.
-Chroma's own hybrid search is not available for local or `chroma run` stores, so BM25 runs beside it
-(LangChain's `BM25Retriever`, built on rank_bm25, with a real tokenizer) and we fuse the two lists.
+- dense: the question's vector against the chunk vectors (Chroma);
+- sparse: BM25 over the chunks' terms (`knee.sparse`, built at ingest);
+- questions: the question against the question index, question to question (Chroma): each
+  section lists the questions it answers, so "will it go away on its own?" finds the prognosis
+  section even though no sentence of it says "go away".
+A question close enough to an indexed question puts that section first. Ties are broken by the
+chunk id, so the same question gives the same passages in the same order, alone or under load.
+
+`KnowledgeIndex` is what retrieval and composition read: the manifest (which chunks are
+committed), the sparse index, and the chunks' texts and sentence vectors, fetched from Chroma when
+first needed and kept (a small store is fetched whole at start). Nothing grows with the number of
+chunks per query but the sparse index's lookups.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,48 +29,17 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from knee import sparse
 from knee.config import Settings
 from knee.models import Passage
+from knee.sparse import tokenize
 from knee.store import Manifest, Store, StoreError
 
-# --------------------------------------------------------------------------- tokens
-
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between both but by
-    can could did do does doing down during each few for from further had has have having he her here hers herself him himself
-    his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other our ours
-    out over own same she should so some such than that the their theirs them themselves then there these they this those
-    through to too under until up very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves i'm it's im ive i've dont don't can't cant get got also really much many one two s t""".split()
-)
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper: enough for "runners"/"running"/"run", "exercises"/"exercise"."""
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ness", ""), ("ing", ""), ("edly", ""), ("ed", ""), ("ly", ""), ("es", "e"), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not (suffix == "s" and word.endswith(("ss", "us", "is"))):
-            word = word[: len(word) - len(suffix)] + repl
-            break
-    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "lsz":  # "runn" -> "run"
-        word = word[:-1]
-    return word
-
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-# Everyday words that stand for the corpus's words after stemming.
-SYNONYMS = {"rep": "repetition", "physio": "physiotherapist", "knee-cap": "kneecap", "pfp": "patellofemoral"}
-
-
-def tokenize(text: str) -> list[str]:
-    out = []
-    for t in _TOKEN.findall(text.lower().replace("'", "")):
-        if t not in STOPWORDS:
-            s = stem(t)
-            out.append(SYNONYMS.get(s, s))
-    return out
-
+# A store of at most this many chunks has every chunk's text and sentence vectors fetched at start
+# (the corpus: 184 chunks, a few hundred milliseconds); a larger one fetches them as queries need
+# them and keeps the most recent CACHE_CHUNKS.
+PRELOAD_CHUNKS = 5000
+CACHE_CHUNKS = 20000
 
 # Question words that the corpus says in other words: added to the lexical side of retrieval and
 # of sentence ranking.
@@ -73,11 +52,10 @@ EXPANSIONS = (
     (re.compile(r"(?<!osteo)arthritis\b|\bwear and tear\b", re.I), " osteoarthritis"),
     (re.compile(r"\bover-?pronat\w*|\bflat feet\b|\bfeet roll", re.I), " foot pronation"),
     (re.compile(r"\bcome-?back\b|\bcome back\b|\bget back to running\b", re.I), " return to running"),
-    (re.compile(r"\bgym\b", re.I), " home"),
     (re.compile(r"\blong[- ]term\b|\boutlook\b", re.I), " years outlook"),
     (re.compile(r"\bquit(?:ting)? running\b|\bgive up running\b|\bstop running\b", re.I), " stop running completely"),
+    (re.compile(r"\bmri\b|\bscan\b|\bx-?ray\b", re.I), " imaging scan x-ray"),
 )
-
 
 
 def expand_query(text: str) -> str:
@@ -91,101 +69,141 @@ def expand_query(text: str) -> str:
 class SentenceBank:
     texts: list[str]
     vectors: np.ndarray  # rows normalised
-    generic: np.ndarray | None = None  # how close each sentence is to the corpus as a whole
+
+
+@dataclass(frozen=True)
+class QuestionHit:
+    chunk_id: str
+    question: str
+    similarity: float  # cosine between the asked question and the indexed one
 
 
 class KnowledgeIndex:
-    """The committed knowledge base, in memory, next to the Chroma collections it came from."""
+    """The committed knowledge base: the manifest, the sparse index, and chunk texts and sentence
+    vectors fetched from the store as needed."""
 
     def __init__(self, store: Store, settings: Settings):
         self.store = store
         self.settings = settings
-        entries = Manifest(settings.manifest_path).entries()
-        chunk_ids = [i for e in entries.values() for i in e.chunk_ids]
-        sentence_ids = [i for e in entries.values() for i in e.sentence_ids]
+        self.entries = Manifest(settings.manifest_path).entries()
+        chunk_ids = [i for e in self.entries.values() for i in e.chunk_ids]
         if not chunk_ids:
             raise StoreError(f"the index in {settings.db_dir} is empty: build it with `knee ingest`")
         self.committed: set[str] = set(chunk_ids)
+        self.sparse = sparse.current(settings, self.entries)
+        self._position = {cid: i for i, cid in enumerate(self.sparse.ids)}
+        self._passages: OrderedDict[str, Passage] = OrderedDict()
+        self._banks: OrderedDict[str, SentenceBank] = OrderedDict()
+        self._lock = threading.RLock()
+        self._sections = {
+            (e.title, label): cid for e in self.entries.values() for label, cid in e.sections
+        }
         try:
-            chunks = _get_all(store.chunk_collection(), chunk_ids, ["documents", "metadatas", "embeddings"])
-            sentences = _get_all(store.sentence_collection(), sentence_ids, ["documents", "metadatas", "embeddings"])
-        except Exception as exc:
-            raise StoreError(f"cannot read the index: {exc}") from exc
-        if len(chunks["ids"]) < len(chunk_ids):
-            missing = len(chunk_ids) - len(chunks["ids"])
-            raise StoreError(f"the index is incomplete ({missing} committed chunks missing): rebuild it with `knee ingest`")
-
-        self.passages: list[Passage] = []
-        for cid, text, meta in zip(chunks["ids"], chunks["documents"], chunks["metadatas"]):
-            self.passages.append(Passage.from_document(Document(id=cid, page_content=text, metadata=meta)))
-        self.chunk_vectors = np.asarray(chunks["embeddings"], dtype=np.float32)
-        self.position = {p.id: i for i, p in enumerate(self.passages)}
-        self.by_key = {p.key: i for i, p in enumerate(self.passages)}
-        self.audiences = np.array([p.audience for p in self.passages])
-
-        # Sentences and FAQ questions, grouped by chunk.
-        grouped: dict[str, list[tuple[int, str, Any]]] = {}
-        faq_keys, faq_vectors = [], []
-        for text, meta, vec in zip(sentences["documents"], sentences["metadatas"], sentences["embeddings"]):
-            if meta["idx"] < 0:
-                faq_keys.append(meta["chunk_key"])
-                faq_vectors.append(vec)
-            else:
-                grouped.setdefault(meta["chunk_key"], []).append((meta["idx"], text, vec))
-        self.sentences: dict[str, SentenceBank] = {}
-        for key, rows in grouped.items():
-            rows.sort(key=lambda r: r[0])
-            self.sentences[key] = SentenceBank([r[1] for r in rows], np.asarray([r[2] for r in rows], dtype=np.float32))
-        # Some sentences are near every question ("Exercise therapy is the main treatment for
-        # runner's knee."): closeness to the centroid of all sentences measures that, above the median.
-        if self.sentences:
-            everything = np.concatenate([b.vectors for b in self.sentences.values()])
-            centroid = everything.mean(axis=0)
-            centroid /= np.linalg.norm(centroid)
-            median = float(np.median(everything @ centroid))
-            for bank in self.sentences.values():
-                bank.generic = np.maximum(bank.vectors @ centroid - median, 0.0)
-        self.faq_keys = faq_keys
-        self.faq_vectors = np.asarray(faq_vectors, dtype=np.float32).reshape(-1, self.chunk_vectors.shape[1])
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # langchain_community's import-time notices
-            from langchain_community.retrievers import BM25Retriever
-        docs = [Document(id=p.id, page_content=p.text) for p in self.passages]
-        self.bm25 = BM25Retriever.from_documents(docs, preprocess_func=tokenize, k=settings.bm25_k)
-        self.vocabulary = frozenset(w for p in self.passages for w in _TOKEN.findall(p.text.lower()))
+            self.chunks = store.chunk_collection()
+            self.sentence_collection = store.sentence_collection()
+            self.questions = store.question_collection()
+        except StoreError:
+            raise
+        if len(chunk_ids) <= PRELOAD_CHUNKS:
+            self.passages_by_id(chunk_ids)
+            self.banks_for([p.key for p in self.passages_by_id(chunk_ids)])
 
     def __len__(self) -> int:
-        return len(self.passages)
+        return len(self.committed)
 
-    def mask(self, audience: str | None, topic: str | None) -> np.ndarray | None:
-        if not audience and not topic:
-            return None
-        keep = np.ones(len(self.passages), dtype=bool)
-        if audience and audience != "both":
-            keep &= (self.audiences == audience) | (self.audiences == "both")
-        if topic:
-            keep &= np.array([topic in p.topics for p in self.passages])
-        return keep
+    # -- chunks and sentences, fetched once ----------------------------------------------------
+
+    def passages_by_id(self, ids: list[str]) -> list[Passage]:
+        """The committed passages with these ids, in this order (ids not committed are skipped)."""
+        with self._lock:
+            missing = [i for i in dict.fromkeys(ids) if i in self.committed and i not in self._passages]
+        if missing:
+            got = _get(self.chunks, missing, ["documents", "metadatas"])
+            with self._lock:
+                for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                    self._passages[cid] = Passage.from_document(Document(id=cid, page_content=text, metadata=meta))
+                self._trim(self._passages)
+        with self._lock:
+            out = []
+            for i in ids:
+                p = self._passages.get(i)
+                if p is not None:
+                    self._passages.move_to_end(i)
+                    out.append(p)
+            return out
+
+    def banks_for(self, keys: list[str]) -> dict[str, SentenceBank]:
+        """The sentences (texts and vectors, in reading order) of the chunks with these keys."""
+        with self._lock:
+            missing = [k for k in dict.fromkeys(keys) if k not in self._banks]
+        if missing:
+            grouped: dict[str, list] = {k: [] for k in missing}
+            for start in range(0, len(missing), 500):
+                part = missing[start : start + 500]
+                got = self.sentence_collection.get(where={"chunk_key": {"$in": part}}, include=["documents", "metadatas", "embeddings"])
+                for text, meta, vec in zip(got["documents"], got["metadatas"], got["embeddings"]):
+                    if meta.get("idx", -1) >= 0:
+                        grouped.setdefault(meta["chunk_key"], []).append((meta["idx"], text, vec))
+            with self._lock:
+                for key, rows in grouped.items():
+                    rows.sort(key=lambda r: r[0])
+                    vectors = np.asarray([r[2] for r in rows], dtype=np.float32).reshape(len(rows), -1)
+                    self._banks[key] = SentenceBank([r[1] for r in rows], vectors)
+                self._trim(self._banks)
+        with self._lock:
+            return {k: self._banks[k] for k in keys if k in self._banks}
+
+    def _trim(self, cache: OrderedDict) -> None:
+        while len(cache) > max(CACHE_CHUNKS, PRELOAD_CHUNKS):
+            cache.popitem(last=False)
+
+    def all_passages(self) -> list[Passage]:
+        """Every committed passage (the evaluation judges relevance over all of them)."""
+        ids = [i for e in self.entries.values() for i in e.chunk_ids]
+        return self.passages_by_id(ids)
+
+    # -- what the manifest knows -----------------------------------------------------------
 
     def find_section(self, section_suffix: str) -> Passage | None:
-        for p in self.passages:
-            if p.section.endswith(section_suffix):
-                return p
+        """The first chunk of the section whose label ends with `section_suffix`."""
+        for (_title, label), cid in sorted(self._sections.items()):
+            if label.endswith(section_suffix):
+                found = self.passages_by_id([cid])
+                if found:
+                    return found[0]
         return None
 
     def topics(self) -> list[str]:
-        return sorted({t for p in self.passages for t in p.topics})
+        return sorted({t for e in self.entries.values() for t in e.topics})
+
+    def allowed(self, chunk_id: str, audience: str | None, topic: str | None) -> bool:
+        i = self._position.get(chunk_id)
+        if i is None:
+            return False
+        if audience and audience != "both" and self.sparse.audiences[i] not in (audience, "both"):
+            return False
+        return not topic or topic in self.sparse.topics[i]
+
+    # -- the question index ----------------------------------------------------------------
+
+    def question_hits(self, vector: np.ndarray, n: int) -> list[QuestionHit]:
+        """The indexed questions nearest to the asked one (committed chunks only), nearest first."""
+        got = self.questions.query(query_embeddings=[vector.tolist()], n_results=n, include=["documents", "metadatas", "distances"])
+        hits = []
+        for text, meta, dist in zip(got["documents"][0], got["metadatas"][0], got["distances"][0]):
+            cid = meta.get("chunk_id")
+            if cid in self.committed:
+                hits.append(QuestionHit(cid, text, 1.0 - float(dist)))
+        return hits
 
 
-def _get_all(collection, ids: list[str], include: list[str], page: int = 2000) -> dict[str, list]:
+def _get(collection, ids: list[str], include: list[str], page: int = 2000) -> dict[str, list]:
     out: dict[str, list] = {"ids": [], "documents": [], "metadatas": [], "embeddings": []}
     for start in range(0, len(ids), page):
         got = collection.get(ids=ids[start : start + page], include=include)
-        out["ids"] += list(got["ids"])
-        out["documents"] += list(got["documents"])
-        out["metadatas"] += list(got["metadatas"])
-        out["embeddings"] += list(got["embeddings"])
+        for key in out:
+            if key in got and got[key] is not None:
+                out[key] += list(got[key])
     return out
 
 
@@ -204,7 +222,7 @@ def chroma_filter(audience: str | None, topic: str | None) -> dict | None:
 
 
 class HybridRetriever(BaseRetriever):
-    """Dense search in Chroma plus BM25, fused by reciprocal rank fusion.
+    """Dense (Chroma) + sparse (BM25) + question index, fused by weighted reciprocal rank.
 
     Usable as any LangChain retriever (`invoke(query)` returns Documents); the assistant calls
     `search()` with a query vector it has already computed, so a question is embedded only once.
@@ -221,6 +239,30 @@ class HybridRetriever(BaseRetriever):
             for p in self.search(query, k=self.settings.passages_k)
         ]
 
+    def ranked_lists(self, query: str, vector: np.ndarray, audience: str | None = None, topic: str | None = None,
+                     timings: dict | None = None, question_vector: np.ndarray | None = None,
+                     ) -> tuple[list[str], list[str], list[QuestionHit], dict[str, float]]:
+        """(dense ids, sparse ids, question hits, dense cosine by id), each best first."""
+        s: Settings = self.settings
+        index: KnowledgeIndex = self.index
+        t0 = time.perf_counter()
+        dense = index.chunks.query(query_embeddings=[vector.tolist()], n_results=s.dense_k, where=chroma_filter(audience, topic),
+                                   include=["distances"])
+        cosine = {i: 1.0 - float(d) for i, d in zip(dense["ids"][0], dense["distances"][0]) if i in index.committed}
+        dense_ids = sorted(cosine, key=lambda i: (-cosine[i], i))
+        t1 = time.perf_counter()
+        mask = index.sparse.mask(audience, topic)
+        sparse_ids = [cid for cid, _ in index.sparse.top(tokenize(expand_query(query)), s.bm25_k, mask)]
+        t2 = time.perf_counter()
+        qv = vector if question_vector is None else question_vector
+        hits = [h for h in index.question_hits(qv, s.question_k) if index.allowed(h.chunk_id, audience, topic)]
+        t3 = time.perf_counter()
+        if timings is not None:
+            timings["dense"] = (t1 - t0) * 1000
+            timings["bm25"] = (t2 - t1) * 1000
+            timings["questions"] = (t3 - t2) * 1000
+        return dense_ids, sparse_ids, hits, cosine
+
     def search(
         self,
         query: str,
@@ -229,9 +271,10 @@ class HybridRetriever(BaseRetriever):
         topic: str | None = None,
         query_vector: np.ndarray | None = None,
         timings: dict | None = None,
+        question_vector: np.ndarray | None = None,
     ) -> list[Passage]:
-        import time
-
+        """The k best passages. `query_vector`: the query's embedding (computed when None);
+        `question_vector`: the bare question's, for the question index (default: the query's)."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         k = k or s.passages_k
@@ -239,64 +282,41 @@ class HybridRetriever(BaseRetriever):
         if query_vector is None:
             query_vector = self.embed_query(query)
         t1 = time.perf_counter()
-
-        # Only the ids are needed (the passages are in memory), so Chroma is asked for ids and
-        # distances alone: half the time of LangChain's similarity_search, which fetches documents.
-        dense = index.store.chunk_collection().query(
-            query_embeddings=[query_vector.tolist()], n_results=s.dense_k, where=chroma_filter(audience, topic), include=["distances"]
-        )
-        dense_ids = [i for i in dense["ids"][0] if i in index.committed]
+        dense_ids, sparse_ids, hits, cosine = self.ranked_lists(query, query_vector, audience, topic, timings, question_vector)
         t2 = time.perf_counter()
-
-        scores = index.bm25.vectorizer.get_scores(index.bm25.preprocess_func(expand_query(query)))
-        mask = index.mask(audience, topic)
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        top = np.argsort(-scores)[: s.bm25_k]
-        lexical_ids = [index.passages[i].id for i in top if scores[i] > 0]
-        t3 = time.perf_counter()
+        question_ids = list(dict.fromkeys(h.chunk_id for h in hits))
+        best_question = {}
+        for h in hits:
+            best_question.setdefault(h.chunk_id, h)
 
         fused: dict[str, float] = {}
-        for ranked in (dense_ids, lexical_ids):
+        for ranked, weight in ((dense_ids, s.weight_dense), (sparse_ids, s.weight_sparse), (question_ids, s.weight_questions)):
             for rank, pid in enumerate(ranked):
-                fused[pid] = fused.get(pid, 0.0) + 1.0 / (s.rrf_c + rank + 1)
-        order = sorted(fused, key=lambda pid: -fused[pid])
-
-        # A question close to an FAQ entry's question brings that entry first.
-        if len(index.faq_keys):
-            sims = index.faq_vectors @ query_vector
-            best = int(np.argmax(sims))
-            if sims[best] >= s.faq_match:
-                pos = index.by_key.get(index.faq_keys[best])
-                if pos is not None and (mask is None or mask[pos]):
-                    pid = index.passages[pos].id
-                    fused[pid] = max(fused.values(), default=0.0) + 1e-6
-                    order = [pid] + [o for o in order if o != pid]
-
-        # Fusion favours passages both lists found; a passage only one list ranks first (often
-        # the one section named by a rare word of the question, e.g. "arthritis") would drop out
-        # of the top k. Each list's first passage is kept in.
-        kept = [pid for pid in dict.fromkeys(lexical_ids[:1] + dense_ids[:1]) if pid in order[k:]]
+                fused[pid] = fused.get(pid, 0.0) + weight / (s.rrf_c + rank + 1)
+        order = sorted(fused, key=lambda pid: (-fused[pid], pid))
+        # A question close to one the knowledge base lists as answered brings that section first.
+        if hits and hits[0].similarity >= s.question_match:
+            top = hits[0].chunk_id
+            order = [top] + [o for o in order if o != top]
+        # Fusion favours passages several lists found; a passage only one list ranks first (often
+        # the one section named by a rare word of the question, e.g. "arthritis") would drop out of
+        # the top k. Each list's first passage is kept in.
+        firsts = [lst[0] for lst in (sparse_ids, dense_ids, question_ids) if lst]
+        kept = [pid for pid in dict.fromkeys(firsts) if pid in order[k:]]
         if kept:
             head = order[: k - len(kept)] + kept
             order = head + [pid for pid in order if pid not in head]
 
-        lexical_rank = {pid: r for r, pid in enumerate(lexical_ids)}
+        chosen = order[:k]
+        sparse_rank = {pid: r for r, pid in enumerate(sparse_ids)}
         results = []
-        for pid in order[:k]:
-            pos = index.position[pid]
-            p = index.passages[pos]
-            results.append(
-                replace(
-                    p,
-                    score=fused[pid],
-                    dense=float(index.chunk_vectors[pos] @ query_vector),
-                    lexical_rank=lexical_rank.get(pid),
-                )
-            )
+        for p in index.passages_by_id(chosen):
+            q = best_question.get(p.id)
+            results.append(replace(
+                p, score=fused.get(p.id, 0.0), dense=cosine.get(p.id), lexical_rank=sparse_rank.get(p.id),
+                matched_question=q.question if q else None, question_score=q.similarity if q else None,
+            ))
         if timings is not None:
             timings["embed"] = timings.get("embed", 0.0) + (t1 - t0) * 1000
-            timings["dense"] = (t2 - t1) * 1000
-            timings["bm25"] = (t3 - t2) * 1000
-            timings["fuse"] = (time.perf_counter() - t3) * 1000
+            timings["fuse"] = (time.perf_counter() - t2) * 1000
         return results

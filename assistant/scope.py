@@ -1,16 +1,24 @@
 """Scope: what the assistant declines to answer, after triage has found no red flag.
 
-Prompt injection, medicines and doses, other body parts and conditions, unrelated tasks.
-(Questions the knowledge base simply does not cover are caught later, by the composer's abstention.)
-`text` is the message as `assistant.language` normalises it (lower case, one spelling of each
-contraction, tokens separated by spaces).
+Judged on what the message ASKS, not on what its story mentions: "my GP said take ibuprofen ...
+what exercises should I do?" is answered; "how often can I take ibuprofen?" is not.
+- prompt injection (anywhere in the message): refused;
+- a question that asks which medicine, what dose, or about an injection: refused, with who can
+  advise (a pharmacist or doctor);
+- a question about another body part or condition and not the knee: a short, kind reply that names
+  what the knowledge base covers and who can help (the pipeline adds any passage it does have);
+- a decision about an operation the knowledge base does not cover (ACL reconstruction, knee
+  replacement, a scheduled operation): the same kind reply;
+- an unrelated task: refused.
+Questions the knowledge base simply does not cover are caught later, by the composer's abstention.
+Texts are lower case, with one spelling of each contraction (`assistant.language`).
 """
 
 from __future__ import annotations
 
 import re
 
-_INJECTION = re.compile(
+_PROMPT_INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules|prompts?|guidelines|previous|above|system|restrictions)"
     r"|\b(?:system|hidden|initial|original) prompt|\bprompt injection|\bjailbreak|\bdeveloper mode|\bdan mode"
     r"|\b(?:reveal|show|print|repeat|tell me|output|leak|what (?:is|are)) (?:me )?(?:your|the) (?:system |hidden |initial |secret )?(?:prompt|instructions|rules|configuration)"
@@ -24,11 +32,19 @@ _MEDICINES = (
     r"|supplements?|glucosamine|turmeric|collagen|cbd|creatine"
 )
 _MEDICATION = re.compile(r"\b(?:" + _MEDICINES + r")\b")
-_DOSE = re.compile(r"\b(?:dose|doses|dosage|how (?:much|many)|mg|milligrams?|ml|max(?:imum)?|per day|a day|twice|times a day|take|prescribe)\b")
+# What makes a question about a medicine a medicine question: a dose, which one, whether or how to
+# take it, or an injection ("should I get a cortisone injection?").
+_ASKS_MEDICINE = re.compile(
+    r"\b(?:dose|doses|dosage|how (?:much|many|often|long)|mg|milligrams?|ml|max(?:imum)?|per day|a day|twice|times a day|prescribe"
+    r"|which|what (?:medicine|painkiller|tablet|pill|drug|cream|gel|supplement|anti)|best (?:medicine|painkiller|pill|tablet|cream|gel|supplement)"
+    r"|(?:can|could|should|may|do|shall) i (?:take|use|have|get|try|combine|mix|keep taking|stop taking)|safe to (?:take|use|have)"
+    r"|ok(?:ay)? to (?:take|use|have)|take (?:it|them|these|those)|together|injections?|jabs?|shots?|worth (?:taking|trying|getting))\b"
+)
 _OTHER_PARTS = re.compile(
     r"\b(?:shoulders?|elbows?|wrists?|fingers?|thumbs?|neck|back pain|lower back|upper back|spine|spinal|sciatica|ankles?|heels?|achilles"
     r"|plantar|fasciitis|toes? (?:pain|hurts?)|shin splints|hamstring strain|groin strain|headaches?|migraines?|teeth|tooth|stomach"
-    r"|skin|rash|acne|jaw|ribs?|tennis elbow|carpal tunnel|bunions?)\b"
+    r"|skin|rash|acne|jaw|ribs?|tennis elbow|carpal tunnel|bunions?|hips?|groin|calf (?:strain|tear|cramps?|injury)"
+    r"|(?:pulled|strained|torn) (?:my |a )?(?:calf|hamstring|groin)|hamstrings? (?:strain|tear|injury))\b"
 )
 _OTHER_CONDITIONS = re.compile(
     r"\b(?:diabetes|asthma|covid|coronavirus|flu jab|vaccines?|pregnan\w*|depression|anxiety|blood pressure|cholesterol|gout"
@@ -40,9 +56,10 @@ _OTHER_KNEE_CARE = re.compile(
     r"\b(?:acl|anterior cruciate)(?: ligament)? (?:reconstruction|surgery|repair|graft|rehab\w*)"
     r"|\b(?:total |partial )?knee replacements?\b|\barthroplasty\b|\bmeniscectomy\b|\bmenisc\w* (?:repair|surgery)"
 )
+# The question is about the knee: it names it (running alone does not make a hip question a knee one).
 _KNEE_TOPIC = re.compile(
-    r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|runner'?s knee|quads?|quadriceps|glutes?|patellofemoral|run|runs|running|runner|runners"
-    r"|jog\w*|cadence|stride|squats?|lunges?|step[- ]ups?|calf raises?|orthotics?|insoles?|orthoses|taping|tape|brace|foam roll\w*|marathon|parkrun|hip)\b"
+    r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|runner'?s knee|runners knee|patellofemoral|quads?|quadriceps"
+    r"|itb|it band|iliotibial|osgood\w*|jumper'?s knee)\b"
 )
 _UNRELATED_TASK = re.compile(
     r"\b(?:write|compose) (?:me )?(?:a|an) (?:poem|story|essay|song|haiku|joke|email|letter|code|program|script)\b|\btranslate\b"
@@ -56,31 +73,43 @@ SCOPE_HELP = (
     "and braces, prevention, how long it lasts, and when to see a doctor."
 )
 REFUSALS = {
-    "injection": "I can't change how I work or share my instructions. " + SCOPE_HELP,
+    "prompt_injection": "I can't change how I work or share my instructions. " + SCOPE_HELP,
     "medication": (
         "I can't advise on medicines, supplements or doses. A pharmacist or your doctor can tell you which pain "
         "relief is safe for you and how to take it. " + SCOPE_HELP
     ),
     "out_of_scope": (
-        "That is outside what I can help with: my knowledge base covers only runner's knee. For other problems, "
-        "please ask a doctor, physiotherapist or pharmacist. " + SCOPE_HELP
+        "My knowledge base covers runner's knee only, so I can't give you a reliable answer about that. "
+        "A GP or physiotherapist can assess it and tell you what will help. " + SCOPE_HELP
     ),
     "unrelated": "That is outside what I can help with. " + SCOPE_HELP,
 }
 
 
-def scope_refusal(text: str) -> str | None:
-    """Which refusal (if any) a message needs; `text` is normalised."""
-    if _INJECTION.search(text):
-        return "injection"
-    if _MEDICATION.search(text):
+def _other_topic(text: str) -> bool:
+    return bool(_OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text)) and not _KNEE_TOPIC.search(text)
+
+
+def _names_a_part(text: str) -> bool:
+    return bool(_KNEE_TOPIC.search(text) or _OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text))
+
+
+def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
+    """Which refusal (if any) a message needs. `text`: the whole message; `asked`: the sentences
+    that ask (`assistant.message`), all of it when None. Both normalised."""
+    questions = " ".join(asked) if asked else text
+    if _PROMPT_INJECTION.search(text):
+        return "prompt_injection"
+    if _MEDICATION.search(questions) and _ASKS_MEDICINE.search(questions):
         return "medication"
-    if _UNRELATED_TASK.search(text):
+    if _UNRELATED_TASK.search(questions):
         return "unrelated"
-    if (_OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text)) and not _KNEE_TOPIC.search(text):
+    if _other_topic(questions):
         return "out_of_scope"
-    if _OTHER_KNEE_CARE.search(text):
+    # "Pain in my hip and groin when I run... should I rest or see a doctor?": the question names
+    # no body part, so the story says what it is about.
+    if asked and not _names_a_part(questions) and _other_topic(text):
+        return "out_of_scope"
+    if _OTHER_KNEE_CARE.search(questions):
         return "out_of_scope"
     return None
-
-

@@ -1,7 +1,9 @@
 """Retrieval systems the evaluation and the benchmark compare: ours and two baselines.
 
-- `hybrid_system`: our retriever (Chroma dense + BM25, reciprocal rank fusion, FAQ matching);
-- `bm25_system`: BM25 alone, over our chunks, with our tokenizer (`assistant.index.bm25`);
+- `hybrid_system`: our retriever (Chroma dense + BM25 + the question index, weighted reciprocal
+  rank fusion), searched the way the assistant searches: the message read into its question and
+  facts, the question's own vector for the question index;
+- `bm25_system`: BM25 alone, over our chunks, with our analyzer (`knee.sparse`);
 - `TextbookRAG`: the LangChain RAG of the tutorials: the corpus Markdown files (front matter
   stripped), `RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)`, the same
   embedding model, a Chroma collection with its default settings, `similarity_search(q, k=4)`.
@@ -46,26 +48,32 @@ class RetrievalSystem:
 
 
 def hybrid_system(assistant, k: int = 5) -> RetrievalSystem:
+    from assistant.message import read_message
+
+    def search(query: str, n: int) -> list[str]:
+        asked = read_message(query).asked[0]
+        return [p.id for p in assistant.retriever.search(asked.query, k=n, question_vector=assistant.embed_one(asked.question))]
+
     return RetrievalSystem(
         key="ours",
-        label="ours: dense + BM25 + RRF",
+        label="ours: dense + BM25 + question index, RRF",
         k=k,
-        chunks={p.id: p.text for p in assistant.index.passages},
-        search=lambda query, n: [p.id for p in assistant.retriever.search(query, k=n)],
+        chunks={p.id: p.text for p in assistant.index.all_passages()},
+        search=search,
     )
 
 
 def bm25_system(assistant, k: int = 5) -> RetrievalSystem:
-    """BM25 alone: the lexical half of our retriever (same chunks, same tokenizer), no fusion."""
+    """BM25 alone: the lexical part of our retriever (same chunks, same analyzer), no fusion."""
+    from knee.sparse import tokenize
+
     index = assistant.index
-    ids = [p.id for p in index.passages]
 
     def search(query: str, n: int) -> list[str]:
-        scores = index.bm25.vectorizer.get_scores(index.bm25.preprocess_func(query))
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [ids[i] for i in top if scores[i] > 0]
+        return [cid for cid, _ in index.sparse.top(tokenize(query), n)]
 
-    return RetrievalSystem(key="bm25", label="BM25 only (our chunks)", k=k, chunks=dict(zip(ids, (p.text for p in index.passages))), search=search)
+    return RetrievalSystem(key="bm25", label="BM25 only (our chunks)", k=k,
+                           chunks={p.id: p.text for p in index.all_passages()}, search=search)
 
 
 # --------------------------------------------------------------------------- the textbook RAG

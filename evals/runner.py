@@ -355,8 +355,8 @@ def evaluate_retrieval(items: list[GoldItem], settings: Settings, with_baselines
 def _label(system, assistant, pid: str) -> str:
     """How a retrieved chunk is named in results: "title > section" for ours, the start of its text otherwise."""
     if system.key in ("ours", "bm25"):
-        p = assistant.index.passages[assistant.index.position[pid]]
-        return f"{p.title} > {p.section_label}"
+        found = assistant.index.passages_by_id([pid])
+        return f"{found[0].title} > {found[0].section_label}" if found else pid
     return " ".join(system.chunks.get(pid, "").split())[:80]
 
 

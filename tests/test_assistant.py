@@ -68,8 +68,8 @@ def test_answers_are_short_grounded_and_cited(assistant, question):
     n_sentences = len(sentences_with_markers(answer))
     assert 2 <= n_sentences <= 5
     assert len(MARKER.sub("", answer.answer).split()) <= 130
-    # Always a way to a clinician.
-    assert re.search(r"physio|doctor|\bGP\b|clinician", answer.answer)
+    # Always a way to a clinician: in the answer, or in the standing advice shown with it.
+    assert re.search(r"physio|doctor|\bGP\b|clinician", answer.answer + answer.to_json()["advice"])
     for c in answer.citations:
         assert c.title and c.section and c.source.startswith("corpus/")
 
@@ -81,24 +81,30 @@ def test_the_answer_states_the_exercise_dose(assistant):
 
 
 def test_an_faq_question_brings_its_entry_first(assistant):
-    faq = [p for p in assistant.index.passages if p.question]
-    assert faq
-    entry = faq[3]
-    hits = assistant.retriever.search(entry.question, k=3)
-    assert hits[0].key == entry.key
+    faq = [p for p in assistant.index.all_passages() if p.question]
+    assert len(faq) >= 15
+    for entry in faq[::5]:
+        hits = assistant.retriever.search(entry.question, k=3)
+        assert hits[0].key == entry.key, (entry.question, [h.section for h in hits])
 
 
 def test_follow_up_uses_the_earlier_turn(assistant):
     history = [
-        {"role": "user", "content": "Which exercises help runner's knee?"},
-        {"role": "assistant", "content": "Squats, lunges, step-ups, bridges and clam shells [1]."},
+        {"role": "user", "content": "Should I wear a knee brace for runner's knee?"},
+        {"role": "assistant", "content": "The evidence for patellar bracing is uncertain [1]."},
     ]
-    follow = assistant.invoke({"question": "how many reps of those?", "history": history})
-    alone = assistant.invoke({"question": "how many reps of those?", "history": []})
+    follow = assistant.invoke({"question": "is there evidence for that?", "history": history})
+    alone = assistant.invoke({"question": "is there evidence for that?", "history": []})
     assert follow.behavior == "answer"
-    assert re.search(r"\b8\b|repetition|reps", follow.answer), follow.answer
+    assert re.search(r"\bbrac", follow.answer), follow.answer
     assert_grounded(follow)
-    assert follow.answer != alone.answer
+    assert not re.search(r"\bbrac", alone.answer), alone.answer
+
+
+def test_a_follow_up_on_exercises_gets_the_dose(assistant):
+    history = [{"role": "user", "content": "Which exercises help runner's knee?"}]
+    follow = assistant.invoke({"question": "how often should I do those?", "history": history})
+    assert follow.behavior == "answer" and re.search(r"times (?:per|a) week", follow.answer), follow.answer
 
 
 @pytest.mark.parametrize(
@@ -167,7 +173,8 @@ def test_ask_batch_json_format(corpus_db, tmp_path):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in records] == ["a1", "e1", "r1", "f1"]
     for r in records:
-        assert set(r) == {"id", "question", "behavior", "escalation", "answer", "citations", "refusal", "timings_ms"}
+        assert set(r) == {"id", "question", "behavior", "escalation", "answer", "citations", "refusal", "notice", "advice", "timings_ms"}
+        assert "physiotherapist" in r["advice"]
         assert r["behavior"] in ("answer", "escalate", "refuse")
         assert "total" in r["timings_ms"]
         for c in r["citations"]:

@@ -1,0 +1,135 @@
+"""Reading a message for answering: its question(s), and the few facts of its story that matter.
+
+People write stories with the question at the end ("...my knee hurts going downhill and down
+stairs. My GP said painkillers. What should I do?"). Retrieving with the whole story pulls in
+whatever the story mentions in passing (painkillers, a wedding, the GP); retrieving with "What
+should I do?" alone finds nothing. So a message is read as:
+- its questions: sentences that ask (a question mark, a question word at the start, or a request
+  such as "any advice"); at most MAX_QUESTIONS are answered, and the reply says so when there
+  were more;
+- its facts: from the rest, the clauses that tell what the knowledge base can use (a symptom, a
+  place on the knee, an activity, how long, what was tried), at most MAX_FACTS, shortest first;
+- for each question, a retrieval query: the question, plus the facts when the question alone says
+  little ("what should I do?") or the message is a story.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.scope import _MEDICATION
+
+MAX_QUESTIONS = 2
+MAX_FACTS = 3
+MAX_FACT_WORDS = 30
+# A question with fewer content words than this leans on the story for what it asks about.
+VAGUE_QUESTION_WORDS = 3
+
+_QUESTION_WORD = re.compile(
+    r"^\s*(?:so|and|but|also|ok|okay|well|hi|hello|honestly|basically|anyway|please)?[,\s]*"
+    r"(?:what|what's|whats|how|how's|why|when|where|which|who|should|shall|is|are|am|was|do|does|did|can|could|would|will"
+    r"|have|has|any|anyone|anybody|would|might|may|isn't|aren't|doesn't|don't|won't|can't)\b",
+    re.I,
+)
+_REQUEST = re.compile(
+    r"\b(?:any (?:advice|tips|ideas|help|suggestions|thoughts)|advice (?:please|welcome|needed|appreciated)|help me|please help|help please"
+    r"|tell me|let me know|i (?:want|would like|need) to know|i(?:'m| am) wondering|i wonder|recommend|what do you (?:think|reckon|suggest))\b",
+    re.I,
+)
+# What the knowledge base can use from a story: where it hurts, when, with what, for how long,
+# what was tried. Words of runner's knee as people tell it.
+_FACT_WORDS = re.compile(
+    r"\b(?:knee|knees|kneecap|kneecaps|patella|front|below|behind|around|outside|inside|under|above|pain|painful|ache|aches|aching"
+    r"|sore|hurts?|hurting|sharp|dull|throbbing|swell\w*|click\w*|grind\w*|crunch\w*|stiff\w*|stairs?|downstairs|upstairs|downhill"
+    r"|uphill|hills?|squat\w*|kneel\w*|sitting|sit|sat|cinema|film|desk|driving|running|run|runs|jog\w*|marathon|10k|5k|parkrun"
+    r"|miles?|mileage|km|training|cycling|bike|weeks?|months?|years?|days?|physio\w*|exercises?|strength\w*|stretch\w*|insoles?"
+    r"|orthotics?|tape|taping|brace|rest\w*|ice|foam|cadence|shoes?|trainers)\b",
+    re.I,
+)
+_CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
+_STOP = frozenset(
+    """what what's whats how why when where which should would could does doing have been this that with your about
+    there their they them then than just really know think want need help tell please advice anything something
+    anyone best good okay also still even""".split()
+)
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*|\n", re.M)
+
+
+@dataclass
+class Asked:
+    question: str  # the question as the person asked it
+    query: str  # what retrieval searches with: the question and, when it needs them, the facts
+
+
+@dataclass
+class ReadMessage:
+    asked: list[Asked]
+    facts: list[str] = field(default_factory=list)
+    unanswered: int = 0  # questions beyond MAX_QUESTIONS
+    story: bool = False  # the message tells a story around its question(s)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def is_question(sentence: str) -> bool:
+    s = sentence.strip()
+    return s.endswith("?") or bool(_QUESTION_WORD.match(s)) or bool(_REQUEST.search(s))
+
+
+def content_words(text: str) -> list[str]:
+    return [w.lower() for w in _CONTENT.findall(text) if w.lower() not in _STOP]
+
+
+def read_message(text: str) -> ReadMessage:
+    parts = sentences(text)
+    questions = [s for s in parts if is_question(s)]
+    rest = [s for s in parts if s not in questions]
+    story = len(parts) > 2 or len(text.split()) > 40
+    if not questions:
+        # No sentence asks: the message is the question (short), or its last sentence is (long).
+        if not story:
+            return ReadMessage([Asked(text.strip(), text.strip())])
+        questions, rest = [parts[-1]], parts[:-1]
+    facts = _facts(rest)
+    chosen = _choose(questions)
+    asked = []
+    for q in chosen:
+        needs_facts = story or len(content_words(q)) < VAGUE_QUESTION_WORDS
+        query = " ".join([q] + facts) if needs_facts and facts else q
+        asked.append(Asked(q, query))
+    return ReadMessage(asked, facts, max(0, len(questions) - len(chosen)), story)
+
+
+def _facts(rest: list[str]) -> list[str]:
+    clauses = []
+    for s in rest:
+        for c in re.split(r"[,;:]\s+|\s+-\s+|\s+(?:but|and then|although|because)\s+", s):
+            words = c.split()
+            hits = len(_FACT_WORDS.findall(c))
+            # A medicine the story mentions ("my GP said take ibuprofen") is not what is asked: it
+            # would pull the answer to the painkiller passages.
+            if _MEDICATION.search(c.lower()):
+                continue
+            if hits and 3 <= len(words) <= MAX_FACT_WORDS:
+                clauses.append((-hits, len(words), c.strip()))
+    clauses.sort()
+    return [c for _, _, c in clauses[:MAX_FACTS]]
+
+
+def _choose(questions: list[str]) -> list[str]:
+    """At most MAX_QUESTIONS, in the order asked; a question that asks something (content words)
+    before one that only asks for help ("what should I do?"); the same question twice once."""
+    seen, unique = set(), []
+    for q in questions:
+        key = " ".join(sorted(set(content_words(q))))
+        if key not in seen:
+            seen.add(key)
+            unique.append(q)
+    if len(unique) <= MAX_QUESTIONS:
+        return unique
+    ranked = sorted(range(len(unique)), key=lambda i: (-min(len(content_words(unique[i])), 6), -i))
+    keep = sorted(ranked[:MAX_QUESTIONS])
+    return [unique[i] for i in keep]
