@@ -48,7 +48,7 @@ def training_data(train_path: Path = TRAIN_PATH) -> tuple[list[str], list[str], 
     table = load_table()
     texts: list[str] = []
     labels: list[str] = []
-    origin = {"table_examples": 0, "table_lookalikes": 0, "train_file": 0}
+    origin = {"table_examples": 0, "table_lookalikes": 0, "train_file": 0, "clauses_of_none_messages": 0}
     for row in table.rows:
         for e in row.examples:
             texts.append(e)
@@ -70,6 +70,23 @@ def training_data(train_path: Path = TRAIN_PATH) -> tuple[list[str], list[str], 
             texts.append(item["text"])
             labels.append(label)
             origin["train_file"] += 1
+    # The detector scores each clause and sentence of a message, not only whole messages: the
+    # clauses of a message with no red flag are no red flag either, and are what it must learn to
+    # leave alone ("What should I do?", "I've taken a couple here and there"). A red-flag
+    # message's clauses are not added: only some of them carry the red flag.
+    from assistant.triage import Triage, model_units
+
+    reader = Triage(use_classifier=False)
+    units = 0
+    for t, label in list(zip(texts, labels)):
+        if label != NONE:
+            continue
+        for unit, _tokens in model_units(reader.read(t)):
+            if unit.strip() != t.strip():
+                texts.append(unit)
+                labels.append(NONE)
+                units += 1
+    origin["clauses_of_none_messages"] = units
     # The same text twice (after case and spacing) counts once, with its first label.
     seen: dict[str, int] = {}
     keep = []
