@@ -77,6 +77,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if getattr(args, "tune", False):
+        from evals.tune import main as tune_main
+
+        return tune_main(args, _settings(args))
     from evals.runner import main as eval_main
 
     return eval_main(args, _settings(args))
@@ -141,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", nargs="+", metavar="FILE", help="gold JSONL files, scored as one split \"custom\" (default: the dev, test and real splits)")
     p.add_argument("--split", nargs="+", choices=["dev", "test", "real"], help="only these splits (default: all three)")
     p.add_argument("--stats", action="store_true", help="print the gold's counts by split, behaviour, red-flag row and tag; run nothing")
+    p.add_argument("--tune", action="store_true", help="set the answering constants on the dev split by a small grid search (evals/tune.py)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<time>)")
     p.add_argument("--compare", metavar="RUN_DIR", help="an earlier run to compare with, item by item")
     p.add_argument("--no-baselines", action="store_true", help="skip the BM25-only and textbook-RAG baselines")
@@ -159,9 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--history", nargs="*", default=[], metavar="TURN", help="earlier user turns, oldest first")
     p.set_defaults(func=cmd_triage)
 
-    p = sub.add_parser("bench", help="benchmark ingest, latency, cold start, memory and a 20k-chunk corpus")
+    p = sub.add_parser("bench", help="benchmark ingest, cold start, memory and retrieval at 166, 20k and 100k chunks")
     p.add_argument("--out", metavar="FILE", help="write the results as JSON here (default: runs/bench-<time>.json)")
-    p.add_argument("--scaled-chunks", type=int, default=20000, help="size of the scaled corpus (default 20000)")
+    p.add_argument("--scales", default="20000,100000", metavar="N,N", help="sizes of the scaled stores in chunks (default 20000,100000; '' for none)")
     p.add_argument("--questions", type=int, default=200, help="warm questions to time (default 200)")
     p.set_defaults(func=cmd_bench)
     return parser
