@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -75,7 +76,7 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
     for path in paths:
         path = Path(path).expanduser()
         if path.is_dir():
-            for f in sorted(path.rglob("*")):
+            for f in _walk(path, errors):
                 rel = f.relative_to(path).parts
                 # Hidden and underscore-prefixed files, and README files, are not articles.
                 if any(p.startswith((".", "_")) for p in rel) or f.stem.upper() == "README":
@@ -89,6 +90,20 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
             errors.append(f"{path}: no such file or folder")
     unique = list(dict.fromkeys(f.absolute() for f in files))
     return unique, errors
+
+
+def _walk(folder: Path, errors: list[str]) -> list[Path]:
+    """Every path under `folder`, sorted (symlinked folders are listed, not entered, as with
+    `rglob`); a folder that cannot be read is one error, not silently skipped as `rglob` does."""
+    found: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        errors.append(f"{exc.filename}: folder cannot be read ({exc.strerror or exc}); its files were not ingested")
+
+    for top, dirs, names in os.walk(folder, onerror=unreadable):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]  # never articles (see collect_files)
+        found += [Path(top) / n for n in dirs + names]
+    return sorted(found)
 
 
 def doc_hash(doc) -> str:
@@ -310,11 +325,56 @@ class Ingestor:
             report.articles["removed"] += 1
             self.changed = True
 
+    def _set_aside_damaged(self, report: IngestReport) -> None:
+        """`--full` rebuilds what cannot be opened: the manifest, the record managers' file or the
+        local Chroma store, when damaged (truncated, half-deleted, not a database), is moved aside
+        as `<name>.damaged-<time>` (kept, not deleted) and built again; the manifest check then
+        writes again every article the damaged part held."""
+        s = self.settings
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+
+        def set_aside(path: Path, reason: str) -> None:
+            target = path.with_name(f"{path.name}.damaged-{stamp}")
+            for side in ("-wal", "-shm", "-journal"):  # SQLite's side files go with their database
+                if path.with_name(path.name + side).exists():
+                    path.with_name(path.name + side).rename(target.with_name(target.name + side))
+            path.rename(target)
+            report.warnings.append(f"{path} was damaged ({reason}): moved to {target} and rebuilt")
+
+        for db in (s.manifest_path, s.db_dir / "records.sqlite"):
+            problem = _sqlite_problem(db)
+            if problem:
+                set_aside(db, problem)
+        if s.uses_server or not s.chroma_dir.exists():
+            return
+        problem = _sqlite_problem(s.chroma_dir / "chroma.sqlite3")
+        if problem is None:
+            try:
+                # The store the caller gave (its own embedding function: the benchmark's cache) when
+                # there is one: checking must not swap it for a default one.
+                store = self._store if self._store is not None else open_store(s)
+                for name in store.names():
+                    store.collection(name).count()
+                self._store = store
+                return
+            except Exception as exc:  # noqa: BLE001  (whatever chromadb raises on damaged files)
+                problem = (str(exc.__cause__ or exc).strip().splitlines() or [type(exc).__name__])[0]
+            # chromadb keeps one client system per path, the failed one too: forget it, so the
+            # rebuilt store gets a fresh one.
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            SharedSystemClient._identifier_to_system.pop(str(s.chroma_dir), None)
+            SharedSystemClient._identifier_to_refcount.pop(str(s.chroma_dir), None)
+        self._store = None
+        set_aside(s.chroma_dir, problem)
+
     def run(self, paths: Iterable[Path], full: bool = False, progress: bool = False) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         files, report.errors = collect_files(paths)
         present: set[str] = set()
+        if full:
+            self._set_aside_damaged(report)
         committed = self.manifest.entries()
         damaged = self.damaged_articles(committed) if committed else set()
         self._damaged = damaged
@@ -358,6 +418,21 @@ class Ingestor:
             report.warnings += [f"a sentence longer than a chunk was cut: {s!r}..." for s in self._chunker.too_long_sentences]
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _sqlite_problem(path: Path) -> str | None:
+    """What is wrong with an SQLite file (None when it is sound or absent)."""
+    import sqlite3
+    from contextlib import closing
+
+    if not path.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(path, timeout=30)) as con:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
 
 
 def ingest(paths: Iterable[Path], settings: Settings, full: bool = False, progress: bool = False) -> IngestReport:
