@@ -25,6 +25,7 @@ from evals.report import compare_runs
 from evals.runner import GOLD_DIR, Split, gate_failures, gate_lines, gold_stats, load_gold, load_thresholds, parse_gold_item
 
 SAMPLE = REPO_ROOT / "tests" / "data" / "gold-sample.jsonl"
+CORPUS = REPO_ROOT / "corpus"
 REPORT_FILES = ("results.jsonl", "metrics.json", "report.md", "report.html")
 
 PASSAGE_1 = "Exercise guide > Dose\n\nStart with 3 sets of 8\u201310 repetitions, 2\u20133 times a week.  Progress slowly."
@@ -340,20 +341,22 @@ def test_compare_runs_item_by_item():
 # --------------------------------------------------------------------------- the scaled corpus of the benchmark
 
 
-def test_scaled_corpus_is_large_varied_and_deterministic():
-    from evals.bench import BaseChunk, scaled_corpus
+def test_editions_of_an_article_are_varied_deterministic_and_keep_their_sentences():
+    from evals.scale import edition_markdown, sentence_pool
+    from ingest.chunking import split_sentences
 
-    base = [
-        BaseChunk("a", "Strength", "Dose", ["Runners should do 3 sets of exercises.", "Pain often settles within weeks.", "Hip strength helps the knee."]),
-        BaseChunk("b", "Calves", "", ["Calf raises improve running.", "The soleus muscle is important."]),
-    ]
-    chunks = scaled_corpus(base, 500)
-    assert len(chunks) == 500 and len({c.id for c in chunks}) == 500
-    assert chunks[0].text == "Strength > Dose\n\nRunners should do 3 sets of exercises. Pain often settles within weeks. Hip strength helps the knee."
-    bodies = [c.text.split("\n\n", 1)[1] for c in chunks]
-    assert len(set(bodies)) > 100  # shuffles, synonyms and mixing make most bodies different
-    assert any("joggers" in b.lower() or "discomfort" in b.lower() for b in bodies)
-    assert scaled_corpus(base, 500) == chunks
+    raw = (CORPUS / "exercise-programme.md").read_text(encoding="utf-8")
+    pool = sentence_pool(sorted(CORPUS.glob("*.md")))
+    assert edition_markdown(raw, "a", 0, pool) == raw
+    one, two = edition_markdown(raw, "a", 1, pool), edition_markdown(raw, "a", 2, pool)
+    assert one == edition_markdown(raw, "a", 1, pool) and one != two != raw
+    assert "(edition 1)" in one and "-e1" in one and "<!-- questions:" not in one
+    # Every prose sentence of an edition is a sentence of the corpus: its vector is the model's own.
+    known = set(pool)
+    body = one.split("\n---\n", 1)[1]
+    prose = [b for b in body.split("\n\n") if b.strip() and not b.lstrip().startswith(("#", "-", "*", "|", ">", "<!--")) and not b.lstrip()[:2].rstrip(".)").isdigit()]
+    sentences = [x for b in prose for x in split_sentences(" ".join(b.split())) if len(x.split()) >= 5]
+    assert sentences and sum(x in known for x in sentences) / len(sentences) > 0.95
 
 
 # --------------------------------------------------------------------------- end to end, real corpus
@@ -418,11 +421,21 @@ def test_gate_over_the_gold_questions(corpus_db, tmp_path):
 
 
 @pytest.mark.slow
-def test_scaled_retrieval_runs_our_retriever_on_a_scaled_store(assistant, corpus_settings, tmp_path, monkeypatch):
-    """The benchmark's scaled index must stay what HybridRetriever reads of a KnowledgeIndex."""
-    import evals.bench as bench
+def test_scaled_store_is_built_by_our_ingest_and_searched_by_our_retriever(corpus_settings, tmp_path):
+    """A small scaled store (evals/scale.py, a cache of its own): built by the Ingestor, searched
+    by our retriever and the textbook RAG; a second build changes nothing."""
+    from evals import bench, scale
 
-    monkeypatch.setattr(bench, "CACHE_DIR", tmp_path / "cache")
-    result = bench.measure_scaled(assistant, corpus_settings, 300, ["What is runner's knee?", "Does foam rolling help?", "How many sets?"])
-    assert result["chunks"] == 300 and result["reused"] is False
-    assert result["ours_ms"]["p50"] > 0 and result["textbook_ms"]["p50"] > 0
+    settings = corpus_settings.with_db(tmp_path / "unused")
+    first = scale.build(settings, 250, tmp_path / "cache", say=lambda m: None)
+    assert first["chunks"] >= 250 and first["ingest"]["errors"] == [] and first["sentence_mean_chunks"] > 0
+    again = scale.build(settings, 250, tmp_path / "cache", say=lambda m: None)
+    assert again["ingest"]["added"] == 0 and again.get("embedded", 0) == 0
+    from assistant.pipeline import load_assistant
+
+    assistant = load_assistant(again["settings"])
+    assert len(assistant.index) == first["chunks"]
+    timed = bench.time_hybrid(assistant.retriever, ["What is runner's knee?", "Does foam rolling help?", "How many sets?"])
+    assert timed["p50"] > 0 and {"dense", "bm25", "fuse"} <= set(timed["stages_p50"])
+    docs = scale.open_textbook(again["settings"]).similarity_search("What is runner's knee?", k=4)
+    assert len(docs) == 4
