@@ -1,5 +1,7 @@
 # `make run`: venv, install, ingest corpus/ if the index is missing or stale, launch the UI.
 # `make test`: the whole test suite, the evaluation gate included.
+# `make load`: 10, 25, 50 and 100 concurrent users against a real `knee serve` (evals/load.py).
+# `make fuzz`: the long runs: `-m fuzz` tests, then 20 stops of `knee serve` with requests in flight.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run ingest serve test test-fast eval bench clean
+.PHONY: install run ingest serve test test-fast eval bench load fuzz clean
 
 install: $(STAMP)
 
@@ -41,6 +43,16 @@ eval: install
 
 bench: install
 	$(BIN)/knee bench
+
+# Starts its own `knee serve` on 127.0.0.1 (a free port, the repository's index), writes
+# runs/load-<time>.json and prints a table. LOAD_ARGS passes options, e.g. LOAD_ARGS="--think 5".
+load: ingest
+	$(BIN)/python -m evals.load $(LOAD_ARGS)
+
+# pytest exits 5 when no test carries the marker: not a failure here.
+fuzz: ingest
+	$(BIN)/python -m pytest -q -m fuzz || [ $$? -eq 5 ]
+	$(BIN)/python -m evals.stoploop --runs 20 --requests 20
 
 clean:
 	rm -rf .knee runs artifacts .pytest_cache
