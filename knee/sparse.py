@@ -170,16 +170,39 @@ def save(index: SparseIndex, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class SavedBM25:
+    """bm25s's saved index read with NumPy alone, for the readers (ask, search, serve): importing
+    bm25s costs about 2 s of a cold start here (it imports scipy and numba), and a query needs only
+    its precomputed score matrix. Scores equal bm25s's `get_scores` (tests/test_ingest.py checks it).
+    The matrix is CSC: column t holds term t's BM25 score in every chunk that has it; a query's
+    scores are the sum of its terms' columns (a term asked twice counts twice, as in bm25s)."""
+
+    def __init__(self, folder: Path):
+        self.scores = {name: np.load(folder / f"{name}.csc.index.npy") for name in ("data", "indices", "indptr")}
+        self.vocab_dict: dict[str, int] = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        self.num_docs = int(params["num_docs"])
+
+    def get_scores(self, terms: list[str]) -> np.ndarray:
+        data, indices, indptr = self.scores["data"], self.scores["indices"], self.scores["indptr"]
+        out = np.zeros(self.num_docs, dtype=np.float32)
+        for t in terms:
+            i = self.vocab_dict.get(t, len(indptr))
+            if i >= len(indptr) - 1:  # unknown, or bm25s's "" entry (the last id, no column)
+                continue
+            start, end = indptr[i], indptr[i + 1]
+            np.add.at(out, indices[start:end], data[start:end])
+        return out
+
+
 def load(folder: Path, stamp: str) -> SparseIndex | None:
     """The saved index, when it is the one for `stamp`; None otherwise."""
-    import bm25s
-
     meta_path = folder / INDEX_FILE
     try:
         meta = json.loads(meta_path.read_text())
         if meta.get("stamp") != stamp:
             return None
-        bm25 = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        bm25 = SavedBM25(folder)
     except (OSError, ValueError, KeyError):
         return None
     return SparseIndex(list(meta["ids"]), np.array(meta["audiences"]), [tuple(t) for t in meta["topics"]], bm25, stamp)

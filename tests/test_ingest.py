@@ -304,3 +304,24 @@ def test_loader_errors_name_the_file(tmp_path):
     with pytest.raises(IngestError) as info:
         load_file(bad)
     assert str(info.value).startswith(str(bad)) and "audience" in str(info.value)
+
+
+def test_the_readers_bm25_scores_equal_bm25s_on_the_corpus_index(corpus_settings):
+    """Readers score with knee.sparse.SavedBM25 (NumPy only, no bm25s import at start-up): its
+    scores must be bm25s's own for any query, repeated terms included."""
+    import random
+
+    import bm25s
+    import numpy as np
+
+    from knee.sparse import SavedBM25
+
+    folder = corpus_settings.bm25_dir
+    ours, theirs = SavedBM25(folder), bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+    vocab = sorted(t for t in ours.vocab_dict if t)
+    rng = random.Random(7)
+    for _ in range(300):
+        query = [rng.choice(vocab) for _ in range(rng.randint(1, 8))]
+        query += query[:1]
+        assert np.allclose(ours.get_scores(query), np.asarray(theirs.get_scores(query)), atol=1e-6)
+    assert not ours.get_scores(["no-such-term-here"]).any()
