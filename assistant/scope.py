@@ -22,12 +22,12 @@ _PROMPT_INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules|prompts?|guidelines|previous|above|system|restrictions)"
     r"|\b(?:system|hidden|initial|original) prompt|\bprompt injection|\bjailbreak|\bdeveloper mode|\bdan mode"
     r"|\b(?:reveal|show|print|repeat|tell me|output|leak|what (?:is|are)) (?:me )?(?:your|the) (?:system |hidden |initial |secret )?(?:prompt|instructions|rules|configuration)"
-    r"|\byou are (?:now|no longer)\b|\bpretend (?:to be|you are)|\bact as (?:a|an|my)\b|\broleplay as|\bfrom now on you"
+    r"|\byou are (?:now|no longer)\b|\bpretend (?:to be|you are|you're|ur|your|youre)|\bact as (?:a|an|my)\b|\broleplay as|\bfrom now on you"
 )
 _MEDICINES = (
     r"ibuprofen|naproxen|paracetamol|acetaminophen|aspirin|diclofenac|codeine|tramadol|morphine|oxycodone|nsaids?|painkillers?"
     r"|pain ?killers?|pain relief (?:tablets|pills|medication)|anti[- ]?inflammator(?:y|ies)|steroids?|cortisone|prednisolone|voltaren|advil"
-    r"|tylenol|aleve|nurofen|motrin|celecoxib|opioids?|gabapentin|pregabalin|medications?|(?:take|taking|took|any|which|what) medicines?"
+    r"|tylenol|aleve|nurofen|motrin|celecoxib|opioids?|gabapentin|pregabalin|medications?|co-?codamol|co-?dydramol|solpadeine|meloxicam|etoricoxib|ketoprofen|hydrocodone|vicodin|percocet|fentanyl|(?:take|taking|took|any|which|what) medicines?"
     r"|medicines? for|tablets?|pills?|drugs?|injections?"
     r"|supplements?|glucosamine|turmeric|collagen|cbd|creatine"
 )
@@ -38,11 +38,30 @@ _ASKS_MEDICINE = re.compile(
     r"\b(?:dose|doses|dosage|how (?:much|many|often|long)|mg|milligrams?|ml|max(?:imum)?|per day|a day|twice|times a day|prescribe"
     r"|which|what (?:medicine|painkiller|tablet|pill|drug|cream|gel|supplement|anti)|best (?:medicine|painkiller|pill|tablet|cream|gel|supplement)"
     r"|(?:can|could|should|may|do|shall) i (?:take|use|have|get|try|combine|mix|keep taking|stop taking)|safe to (?:take|use|have)"
-    r"|ok(?:ay)? to (?:take|use|have)|take (?:it|them|these|those)|together|injections?|jabs?|shots?|worth (?:taking|trying|getting))\b"
+    r"|ok(?:ay)? to (?:take|use|have)|take (?:it|them|these|those)|together|injections?|jabs?|shots?|worth (?:taking|trying|getting)"
+    # Choosing between medicines, or when and whether to take one ("voltaren gel or ibuprofen
+    # tablets?", "better to take painkillers before or after a run?", "should I be taking ...").
+    r"|better than|or|vs|versus|instead of|rather than|compared (?:to|with)"
+    r"|(?:better|best|ok|okay|safe|fine|wise|worth|when|whether) to take|(?:before|after) (?:taking|i take)|(?:be|start|keep) taking)\b"
 )
+# A question that leans on a medicine named only in the story: a change of dose ("can I bump it up
+# to three times?"), or whether "it" is a good idea ("the doctor wants to give me an injection ... is
+# it a good idea or dangerous?"). Checked on new phrasings, not the test split's (see tests).
+_CHANGES_A_DOSE = re.compile(
+    r"\b(?:bump|increase|double|up|raise|cut|reduce|lower) (?:it|them|that|this|the dose|my dose|the amount)\b"
+    r"|\b(?:take|have) (?:more|another|an extra|extra|a second|a double)\b|\b(?:two|three|four|2|3|4) (?:times|tablets|pills)\b"
+)
+_JUDGES_IT = re.compile(
+    r"\b(?:it|this|that|they|them)\b[^.?!]{0,20}\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it|a good thing)\b"
+    r"|\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it)\b[^.?!]{0,12}\b(?:it|this|that|them)\b"
+)
+# What else a question of that kind might be about, for which it is not a medicine question.
+_OTHER_SUBJECT = re.compile(r"\b(?:exercis\w*|brac\w*|tap(?:e|ing)|insoles?|orthotics?|run|running|squats?|stretch\w*|foam|rest|ice|physio\w*)\b")
 _OTHER_PARTS = re.compile(
     r"\b(?:shoulders?|elbows?|wrists?|fingers?|thumbs?|neck|back pain|lower back|upper back|spine|spinal|sciatica|ankles?|heels?|achilles"
-    r"|plantar|fasciitis|toes? (?:pain|hurts?)|shin splints|hamstring strain|groin strain|headaches?|migraines?|teeth|tooth|stomach"
+    r"|plantar|fasciitis|toes?|toenails?|blisters?|bunions?|neuroma|arch(?:es)? of (?:my|the|your) (?:right |left )?(?:foot|feet)"
+    r"|(?:my|the|for the|for my) arch(?:es)?|(?:sole|ball) of (?:my|the) foot|foot (?:pain|hurts?|aches?)|buttocks?|bum|piriformis|sciatic\w*"
+    r"|shin splints|hamstring strain|groin strain|headaches?|migraines?|teeth|tooth|stomach"
     r"|skin|rash|acne|jaw|ribs?|tennis elbow|carpal tunnel|bunions?|hips?|groin|calf (?:strain|tear|cramps?|injury)"
     r"|(?:pulled|strained|torn) (?:my |a )?(?:calf|hamstring|groin)|hamstrings? (?:strain|tear|injury))\b"
 )
@@ -55,7 +74,13 @@ _OTHER_CONDITIONS = re.compile(
 _OTHER_KNEE_CARE = re.compile(
     r"\b(?:acl|anterior cruciate)(?: ligament)? (?:reconstruction|surgery|repair|graft|rehab\w*)"
     r"|\b(?:total |partial )?knee replacements?\b|\barthroplasty\b|\bmeniscectomy\b|\bmenisc\w* (?:repair|surgery)"
+    r"|\blateral release\b|\b(?:realignment|osteotomy|microfracture|cartilage (?:repair|transplant|graft))\b"
+    # A diagnosis the story states (not a question whether it could be one: that is answered).
+    r"|\b(?:showed|shows|found|diagnosed (?:with|as)|i have|i've got|i have got|confirmed)\b (?:a |an )?(?:\w+ ){0,2}"
+    r"(?:menisc\w* tear|torn menisc\w*|acl (?:tear|rupture)|torn acl|ruptured acl)"
 )
+# Words of runner's knee itself: a story that has them is about it, whatever operation it mentions.
+_PFP_WORDS = re.compile(r"\b(?:runner'?s knee|runners knee|patellofemoral|pfp|pfps|kneecaps?|knee ?caps?|patella)\b")
 # The question is about the knee: it names it (running alone does not make a hip question a knee one).
 _KNEE_TOPIC = re.compile(
     r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|runner'?s knee|runners knee|patellofemoral|quads?|quadriceps"
@@ -63,7 +88,7 @@ _KNEE_TOPIC = re.compile(
 )
 _UNRELATED_TASK = re.compile(
     r"\b(?:write|compose) (?:me )?(?:a|an) (?:poem|story|essay|song|haiku|joke|email|letter|code|program|script)\b|\btranslate\b"
-    r"|\brecipes?\b|\bweather\b|\bstock (?:price|market)\b|\bbitcoin\b|\bcapital of\b|\bwho won\b|\bfootball scores?\b|\bpython code\b"
+    r"|\b(?:sick|doctor'?s|fit|gp) note\b|\bmedical certificate\b|\brecipes?\b|\bweather\b|\bstock (?:price|market)\b|\bbitcoin\b|\bcapital of\b|\bwho won\b|\bfootball scores?\b|\bpython code\b"
     r"|\bjavascript\b|\bsql\b|\bhomework\b|\bmovie recommendations?\b|\blottery\b|\bhoroscope\b|\bcrypto\b"
 )
 
@@ -102,6 +127,10 @@ def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
         return "prompt_injection"
     if _MEDICATION.search(questions) and _ASKS_MEDICINE.search(questions):
         return "medication"
+    if asked and _MEDICATION.search(text) and not _MEDICATION.search(questions) and (
+        _CHANGES_A_DOSE.search(questions) or (_JUDGES_IT.search(questions) and not _OTHER_SUBJECT.search(questions))
+    ):
+        return "medication"
     if _UNRELATED_TASK.search(questions):
         return "unrelated"
     if _other_topic(questions):
@@ -111,5 +140,9 @@ def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
     if asked and not _names_a_part(questions) and _other_topic(text):
         return "out_of_scope"
     if _OTHER_KNEE_CARE.search(questions):
+        return "out_of_scope"
+    # An operation or another knee condition the story is about ("7 months post ACL
+    # reconstruction ... when can I start running?"), with nothing of runner's knee in it.
+    if _OTHER_KNEE_CARE.search(text) and not _PFP_WORDS.search(text):
         return "out_of_scope"
     return None
