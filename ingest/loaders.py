@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,10 @@ class Article:
 
 def display_source(path: Path) -> str:
     """The path as stored in the index: relative to the repository when inside it."""
-    path = path.resolve()
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the path as given (reading it is the error reported)
+        path = Path(os.path.abspath(path))
     try:
         return path.relative_to(REPO_ROOT).as_posix()
     except ValueError:

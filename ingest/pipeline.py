@@ -354,7 +354,12 @@ class Ingestor:
                 # there is one: checking must not swap it for a default one.
                 store = self._store if self._store is not None else open_store(s)
                 for name in store.names():
-                    store.collection(name).count()
+                    # Vectors read back from spread offsets and the end: a deleted or truncated
+                    # HNSW segment fails here (its ids alone, in SQLite, still look fine).
+                    collection = store.collection(name)
+                    n = collection.count()
+                    for offset in sorted({n * i // 16 for i in range(16)} | {max(n - 64, 0)}) if n else ():
+                        collection.get(limit=64, offset=offset, include=["embeddings"])
                 self._store = store
                 return
             except Exception as exc:  # noqa: BLE001  (whatever chromadb raises on damaged files)

@@ -175,6 +175,10 @@ def chroma_client(settings: Settings):
     except StoreError:
         raise
     except Exception as exc:  # connection refused, unreadable files, ...
+        if not settings.uses_server:  # damaged or half-deleted files: say how to rebuild them
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"the store in {settings.chroma_dir} is damaged or unreadable ({reason}): "
+                             "rebuild it with `knee ingest --full`") from exc
         raise StoreError(f"cannot open {_where(settings)}: {exc}") from exc
 
 
