@@ -96,8 +96,9 @@ def read_text(path: Path) -> tuple[str, str]:
 
 
 def load_file(path: Path, heading_judge: Callable | None = None) -> Article:
-    """Load one supported file. `heading_judge(heading, body, title) -> bool` tells, for scraped
-    web text, whether a heading-like line really heads what follows (see `drop_stray_headings`)."""
+    """Load one supported file. `heading_judge(items, title) -> list[bool]` tells, for scraped web
+    text, whether each (heading, body) really heads what follows (see `drop_stray_headings`); it is
+    asked once per file, for all headings together (one model batch, not one call per heading)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise IngestError(path, f"unsupported file type {suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})")
@@ -463,16 +464,16 @@ def drop_stray_headings(sections: list[Section], title: str, heading_judge: Call
     """Scraped pages carry heading-like lines that link to other pages ("related posts").
     Such a line describes neither the text under it nor the article; its text joins the section
     before it. Structural headings ("Frequently Asked Questions") are kept whatever they say."""
-    kept: list[Section] = []
-    for section in sections:
+    def judged(i: int, section: Section) -> bool:
         heading = section.path[-1] if section.path else None
-        if (
-            heading
-            and kept
-            and section.paragraphs
-            and not STRUCTURAL_HEADINGS.match(heading)
-            and not heading_judge(heading, " ".join(section.paragraphs), title)
-        ):
+        return bool(heading and i > 0 and section.paragraphs and not STRUCTURAL_HEADINGS.match(heading))
+
+    asked = [i for i, section in enumerate(sections) if judged(i, section)]
+    verdicts = heading_judge([(sections[i].path[-1], " ".join(sections[i].paragraphs)) for i in asked], title) if asked else []
+    stray = {i for i, real in zip(asked, verdicts) if not real}
+    kept: list[Section] = []
+    for i, section in enumerate(sections):
+        if i in stray and kept:
             kept[-1].paragraphs.extend(section.paragraphs)
             continue
         kept.append(section)
