@@ -460,7 +460,8 @@ def test_a_large_html_file_ingests_in_bounded_time_or_is_refused_by_a_stated_lim
           f"CPU {rusage.ru_utime + rusage.ru_stime:.0f} s")
     if status is None:
         pytest.xfail(f"ingesting a {mb:.1f} MB HTML file did not finish within {LARGE_BOUND_S} s (peak RSS {peak:.0f} MB so far): "
-                     "it embeds every heading one model call at a time (heading_judge) and ~52,000 sentences; see the report")
+                     "it embeds ~8,000 chunks and ~52,000 sentences, at this machine's 20-55 texts a second 20-50 min: "
+                     "time grows with the size and memory is bounded by 512-record batches, but it does not fit this bound")
     assert "Traceback" not in stderr, stderr
     code = os.waitstatus_to_exitcode(status)
     if code != 0:  # refused: the error states the limit
