@@ -72,6 +72,7 @@ class Concept:
     current_only: bool = False
     anchor: str | None = None  # "knee": counted only in a sentence that names the knee, leg or a bone
     implies: tuple[str, ...] = ()  # concepts this one also stands for
+    implies_unless: re.Pattern | None = None  # ... except in a message that says so ("no injury")
 
 
 @dataclass
@@ -223,6 +224,7 @@ def compile_concept(name: str, spec: Any, groups: dict[str, str] | None = None) 
         current_only=bool(spec.get("current_only", False)),
         anchor=spec.get("anchor"),
         implies=tuple(spec.get("implies") or ()),
+        implies_unless=_alternation(name, "implies_unless", _phrase_list(name, spec, "implies_unless", groups)),
     )
 
 

@@ -207,6 +207,8 @@ class Triage:
                             sentence=reading.sentence_text(sentence)[:200]))
         # A concept that implies another ("a pop" is an injury event) counts as that one too.
         for name, concept in self.table.concepts.items():
+            if concept.implies_unless is not None and concept.implies_unless.search(joined + " "):
+                continue  # "heard a pop standing up from the sofa ... no injury": a pop, not an injury
             for implied in concept.implies:
                 for m in found.get(name, []):
                     found.setdefault(implied, []).append(Mention(implied, m.words, turn, m.ambiguous, m.weak, m.sentence))
