@@ -35,8 +35,9 @@ def _read_batch(stream: IO[str]) -> Iterator[tuple[int, dict | None, str | None]
             continue
         try:
             item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield n, None, f"line {n}: not valid JSON ({exc.msg})"
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, [[[[...
+            reason = getattr(exc, "msg", None) or ("nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(":")[0])
+            yield n, None, f"line {n}: not valid JSON ({reason})"
             continue
         if not isinstance(item, dict) or not isinstance(item.get("question"), str):
             yield n, None, f'line {n}: expected an object with a "question" string'
@@ -46,6 +47,19 @@ def _read_batch(stream: IO[str]) -> Iterator[tuple[int, dict | None, str | None]
             yield n, item, f'line {n}: "history" must be a list of {{"role", "content"}} objects'
             continue
         yield n, item, None
+
+
+def _json_line(record: dict) -> str:
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the input ("\ud800" in an id): written as its escape
+        line = json.dumps(record)
+    return line + "\n"
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", errors="replace").decode("utf-8")  # lone surrogates as "?"
 
 
 def ask(args, settings: Settings) -> int:
@@ -62,13 +76,15 @@ def ask(args, settings: Settings) -> int:
         if args.json:
             record = answer.to_json()
             record["timings_ms"]["load"] = round(load_ms, 1)
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.write(_json_line(record))
         else:
             print(format_answer(answer))
         return 0
 
     if args.batch == "-":
         stream = sys.stdin
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")  # bytes that are not UTF-8: as for a file
     else:
         try:
             stream = open(args.batch, encoding="utf-8", errors="replace")
@@ -85,9 +101,9 @@ def ask(args, settings: Settings) -> int:
                 answer = assistant.invoke({"question": item["question"], "history": item.get("history") or []})
                 record = answer.to_json(id=item.get("id", n))
             if args.json:
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sys.stdout.write(_json_line(record))
             else:
-                print(f"# {record.get('id')}: {item['question'] if item else ''}")
+                print(_printable(f"# {record.get('id')}: {item['question'] if item else ''}"))
                 print(format_answer(answer) if not problem else problem)
                 print()
             sys.stdout.flush()

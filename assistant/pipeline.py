@@ -128,7 +128,9 @@ def user_turns(history: Any, turns: int = 10, chars: int = 2000) -> list[str]:
                 role, content = getattr(item, "role", None), getattr(item, "content", None)
         except Exception:  # an object whose attributes raise: not a turn
             continue
-        if role == "user" and isinstance(content, str):
+        # A role that is not a string is no turn (and is never compared: an array or an object
+        # may not answer `==` with a bool).
+        if isinstance(role, str) and role == "user" and isinstance(content, str):
             cleaned, problem = clean_message(content[: 4 * chars])
             if cleaned and not problem:
                 out.append(cleaned[:chars])
