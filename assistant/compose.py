@@ -247,7 +247,7 @@ class Composer:
         def compose_all(max_words: int | None) -> list[Composed]:
             done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words)
                     for question, q, passages, topic_text in parts]
-            return [c for c in done if c is not None]
+            return [c for c in done if c is not None and c.sentences]  # nothing kept: abstain, never an empty answer
 
         composed = compose_all(None)
         if not composed:
