@@ -401,4 +401,6 @@ def load_assistant(settings: Settings) -> Assistant:
     except StoreError:
         raise
     except Exception as exc:  # the store opened but could not be read
-        raise StoreError(f"cannot load the index: {exc}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(f"cannot load the index in {settings.db_dir} ({reason}): "
+                         "rebuild it with `knee ingest --full`") from exc
