@@ -203,10 +203,18 @@ class Speller:
         return best[0][2] if len(best) == 1 else word
 
 
+# A word of pyspellchecker's list counts as a real word from this count up. The list holds rare and
+# archaic words that are also everyday typos of symptom words ("straiten" 50, for "straighten");
+# common words sit far above (crutch 950, crunch 2,980), and the embedding model's 24,000-word
+# vocabulary guards the common words anyway.
+MIN_WORD_COUNT = 100
+
+
 @lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
-    """The English words of pyspellchecker's frequency list (about 160,000): real words, which the
-    speller never changes. Empty if the list cannot be read (the model's vocabulary still guards)."""
+    """The English words of pyspellchecker's frequency list seen at least MIN_WORD_COUNT times:
+    real words, which the speller never changes. Empty if the list cannot be read (the model's
+    vocabulary still guards)."""
     import gzip
     import json as _json
     import os
@@ -216,7 +224,7 @@ def english_words() -> frozenset[str]:
 
         path = os.path.join(os.path.dirname(spellchecker.__file__), "resources", "en.json.gz")
         with gzip.open(path) as f:
-            return frozenset(w for w in _json.loads(f.read()) if w.isalpha())
+            return frozenset(w for w, n in _json.loads(f.read()).items() if w.isalpha() and n >= MIN_WORD_COUNT)
     except (ImportError, OSError, ValueError):
         return frozenset()
 
