@@ -1167,6 +1167,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         ensure_index(settings)
         print("Loading the model and the knowledge index ...", flush=True)
         assistant = load_assistant(settings)
+        assistant.triage  # noqa: B018  (the red-flag table loads before we listen, not on a first message)
         demo = build_app(assistant, settings)
         configure_queue(demo)
         warm_up()

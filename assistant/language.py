@@ -149,7 +149,8 @@ class Speller:
 
     def __init__(self, known: frozenset[str], targets: frozenset[str], prefixes: frozenset[str] = frozenset(),
                  spellings: dict[str, str] | None = None):
-        expanded = set(targets) | {w for w in known for p in prefixes if len(p) >= 4 and w.startswith(p)}
+        long_prefixes = tuple(p for p in prefixes if len(p) >= 4)  # one C-level startswith a word, not one a prefix
+        expanded = set(targets) | ({w for w in known if w.startswith(long_prefixes)} if long_prefixes else set())
         self.known = known | targets
         self.prefixes = tuple(sorted(prefixes))  # a word that starts with one is what the table means
         self.spellings = dict(spellings or {})

@@ -8,6 +8,7 @@ red-flag detector, retrieval, the FAQ match and sentence ranking share the vecto
 from __future__ import annotations
 
 import re
+import threading
 import time
 import unicodedata
 from typing import Any
@@ -240,9 +241,20 @@ class Assistant(Runnable[dict, Answer]):
         self.encoder = get_encoder(settings.model_path)
         self._embed = self.encoder.encode
         self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings)
-        self.triage = Triage(model_path=settings.model_path)
+        self._triage: Triage | None = None  # loaded on first use: the clinician lookup needs none
+        self._triage_lock = threading.Lock()
         self.composer = Composer(self.index, settings)
         self.embed_one("warm up")  # the first encode pays one-off costs; do it at start, not on a user
+
+    @property
+    def triage(self) -> Triage:
+        """The red-flag table, its speller and detector (about 1 s to load): loaded by the first
+        question, not by `knee search`; `knee serve` asks a warm-up question before it listens."""
+        if self._triage is None:
+            with self._triage_lock:
+                if self._triage is None:
+                    self._triage = Triage(model_path=self.settings.model_path)
+        return self._triage
 
     def embed_one(self, text: str) -> np.ndarray:
         return self._embed([text])[0]
