@@ -91,3 +91,14 @@ def wait_for_http(url: str, timeout: float = 60.0) -> None:
             last = exc
         time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer within {timeout} s: {last}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `fuzz` are the long runs of `make fuzz` (`pytest -m fuzz`): skipped unless the
+    marker expression names them, so `make test` (and CI) stays short."""
+    if "fuzz" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="a long run: `make fuzz` (pytest -m fuzz)")
+    for item in items:
+        if item.get_closest_marker("fuzz"):
+            item.add_marker(skip)
