@@ -101,6 +101,19 @@ def test_follow_up_uses_the_earlier_turn(assistant):
     assert not re.search(r"\bbrac", alone.answer), alone.answer
 
 
+@pytest.mark.parametrize("question,earlier", [
+    ("How much pain is OK when running?", ["Do knee braces help runner's knee?"]),
+    ("Which exercises help runner's knee?", ["is taping worth it?", "what about insoles?"]),
+    ("Should I stop running with runner's knee?", ["my kneecap aches on stairs"]),
+])
+def test_a_self_contained_question_gets_the_same_answer_whatever_came_before(assistant, question, earlier):
+    """Issue 11: under load, 70 of 500 replies changed with what was asked before in the chat."""
+    after = assistant.invoke({"question": question, "history": [{"role": "user", "content": t} for t in earlier]})
+    alone = assistant.invoke({"question": question, "history": []})
+    assert after.answer == alone.answer
+    assert [(c.title, c.section) for c in after.citations] == [(c.title, c.section) for c in alone.citations]
+
+
 def test_a_follow_up_on_exercises_gets_the_dose(assistant):
     history = [{"role": "user", "content": "Which exercises help runner's knee?"}]
     follow = assistant.invoke({"question": "how often should I do those?", "history": history})
