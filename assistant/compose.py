@@ -227,11 +227,6 @@ class Composer:
         s = self.settings
         return s.min_relevance if _ON_TOPIC.search(topic_text) else s.min_relevance_off_topic
 
-    def compose(self, question: str, q: np.ndarray, passages: list[Passage], topic_text: str | None = None) -> tuple[str, list[Citation]] | None:
-        """One question: the answer Markdown and its citations, or None to abstain."""
-        done = self.compose_many([(question, q, passages, topic_text or question)])
-        return done
-
     def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "") -> tuple[str, list[Citation]] | None:
         """Answers to up to two questions, one paragraph each, citations numbered across them."""
         numbers: dict[str, int] = {}

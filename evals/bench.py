@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from evals.metrics import percentile
-from evals.runner import display_path
 from knee.errors import CliError
 from knee.config import REPO_ROOT, Settings
 

@@ -29,7 +29,7 @@ from ingest.loaders import SUPPORTED_SUFFIXES, Article, IngestError, display_sou
 from knee.config import Settings
 from knee.models import Chunk
 from knee.sparse import tokenize
-from knee.store import Manifest, ManifestEntry, Store, StoreError, model_tokenizer, open_store, record_managers
+from knee.store import Manifest, ManifestEntry, Store, model_tokenizer, open_store, record_managers
 
 
 @dataclass
