@@ -24,13 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.retrieve import KnowledgeIndex, expand_query
+from assistant.vocabulary import vocabulary
 from knee.config import Settings
 from knee.models import Citation, Passage
 from knee.sparse import tokenize
 
 # A sentence that opens with one of these leans on the sentence before it.
 _DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
-_CLINICIAN = re.compile(r"\b(?:physiotherapists?|physios?|doctors?|gp|clinicians?|emergency department|a&e|urgent care|nhs 111)\b", re.I)
+_CLINICIAN = vocabulary()["clinicians"]
 REFERRAL_SECTION = "When to see a physiotherapist or GP"
 # The question asks when to see someone, or what to do when it does not get better.
 ASKS_REFERRAL = re.compile(
@@ -39,22 +40,9 @@ ASKS_REFERRAL = re.compile(
     r"|worse|who (?:can|should|do)|when (?:should|do) i (?:see|go|worry)|should i worry|seek help|professional)\b",
     re.I,
 )
-# Words of the knee's world. A question without any ("is creatine good for sprinters?") must be
-# closer to a sentence before it is answered: the corpus says general things about running and
-# strength that sound relevant to many questions it does not cover. Words that make a question one of the knee's world (the knee, its muscles, pain, injury,
-# examination and treatment, and coming back from an injury): such a question is held to the lower
-# floor. Words of training in general (hills, recovery runs, strength, sets and reps, stride) are
-# left out on purpose: "hill sprints for a 10k?" or "best recovery drink?" are running questions the
-# knowledge base does not answer, and in-scope questions worded that way are vouched for by the
-# question index instead (checked on dev probes-3 and new phrasings, see evals/gold/dev).
-_ON_TOPIC = re.compile(
-    r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|quad\w*|glute\w*|hips?|calf|calves|thighs?|hamstrings?|pain\w*|hurt\w*|ach\w*"
-    r"|sore\w*|injur\w*|stairs|squat\w*|lunge\w*|cadence|step rate|insoles?|orthos[ei]s|orthotics?|tap(?:e|ing)|brac(?:e|es|ing)"
-    r"|foam roll\w*|physio\w*|mri|x-?rays?|scans?|surgery|arthroscop\w*|consensus|ottawa|itb|iliotibial"
-    r"|tendon\w*|menisc\w*|osgood|clicks?|grind\w*|swell\w*|red flags?|warning signs?|return to running|runner'?s knee"
-    r"|heal\w*|go away|gets? better|prognosis|return[- ]to[- ]run\w*|back to running|(?:stop|stopping|keep|keeping|carry on|quit|quitting|rest from|break from) running|walk[- ]run|run[- ]walk)\b",
-    re.I,
-)
+# Words of the knee's world (assistant/vocabulary.yaml, `knee_world`, where it says why): a
+# question without any must be closer to a sentence before it is answered.
+_ON_TOPIC = vocabulary()["knee_world"]
 # A sentence that introduces a list ("... the following five findings", "The TREK rule has three
 # parts.") says nothing alone: its items follow it into the answer.
 _LIST_LEAD = re.compile(

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.scope import _MEDICATION
+from assistant.vocabulary import vocabulary
 
 MAX_QUESTIONS = 2
 MAX_FACTS = 3
@@ -39,14 +40,7 @@ _REQUEST = re.compile(
 )
 # What the knowledge base can use from a story: where it hurts, when, with what, for how long,
 # what was tried. Words of runner's knee as people tell it.
-_FACT_WORDS = re.compile(
-    r"\b(?:knee|knees|kneecap|kneecaps|patella|front|below|behind|around|outside|inside|under|above|pain|painful|ache|aches|aching"
-    r"|sore|hurts?|hurting|sharp|dull|throbbing|swell\w*|click\w*|grind\w*|crunch\w*|stiff\w*|stairs?|downstairs|upstairs|downhill"
-    r"|uphill|hills?|squat\w*|kneel\w*|sitting|sit|sat|cinema|film|desk|driving|running|run|runs|jog\w*|marathon|10k|5k|parkrun"
-    r"|miles?|mileage|km|training|cycling|bike|weeks?|months?|years?|days?|physio\w*|exercises?|strength\w*|stretch\w*|insoles?"
-    r"|orthotics?|tape|taping|brace|rest\w*|ice|foam|cadence|shoes?|trainers)\b",
-    re.I,
-)
+_FACT_WORDS = vocabulary()["story_facts"]  # assistant/vocabulary.yaml
 _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
     """what what's whats how why when where which should would could does doing have been this that with your about

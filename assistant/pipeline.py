@@ -21,6 +21,7 @@ from assistant.message import read_message
 from assistant.retrieve import HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
 from assistant.triage import Triage, escalation_markdown
+from assistant.vocabulary import vocabulary
 from knee.config import Settings
 from knee.encoder import get_encoder
 from knee.models import Answer, Citation
@@ -53,11 +54,7 @@ _ANAPHOR = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|
 # At most this many content words, and a word that points back: a follow-up.
 FOLLOW_UP_WORDS = 2
 # A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
-_NAMES_SUBJECT = re.compile(
-    r"\b(?:knees?|kneecaps?|patell\w*|pfp|runner'?s knee|runners knee|patellofemoral|quads?|glutes?|hips?|calf|calves|thighs?"
-    r"|hamstrings?|itb|it band|insoles?|orthotics?|orthoses|tape|taping|brace|foam|cadence|mri|x-?ray|scan|surgery|ottawa)\b",
-    re.I,
-)
+_NAMES_SUBJECT = vocabulary()["named_subjects"]  # assistant/vocabulary.yaml
 # "it", "this", "that" as what the question is about ("does it go away?", "is this serious?").
 _PRONOUN_SUBJECT = re.compile(r"\b(?:it|its|it's|this|that|they|these|those)\b", re.I)
 # "Is it OK to ...", "it's normal for ...", "would it be better if ...": an "it" that stands for

@@ -29,6 +29,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from assistant.vocabulary import vocabulary
 from knee import sparse
 from knee.config import Settings
 from knee.models import Passage
@@ -43,19 +44,7 @@ CACHE_CHUNKS = 20000
 
 # Question words that the corpus says in other words: added to the lexical side of retrieval and
 # of sentence ranking.
-EXPANSIONS = (
-    (re.compile(r"\bhow often\b|\bfrequency\b", re.I), " times per week"),
-    (re.compile(r"\bhow many (?:reps|repetitions|sets)\b|\breps\b", re.I), " sets repetitions"),
-    (re.compile(r"\bhow long\b", re.I), " weeks months years"),
-    (re.compile(r"\binsoles?\b|\borthotics?\b", re.I), " orthoses"),
-    (re.compile(r"\bbraces?\b", re.I), " bracing"),
-    (re.compile(r"(?<!osteo)arthritis\b|\bwear and tear\b", re.I), " osteoarthritis"),
-    (re.compile(r"\bover-?pronat\w*|\bflat feet\b|\bfeet roll", re.I), " foot pronation"),
-    (re.compile(r"\bcome-?back\b|\bcome back\b|\bget back to running\b", re.I), " return to running"),
-    (re.compile(r"\blong[- ]term\b|\boutlook\b", re.I), " years outlook"),
-    (re.compile(r"\bquit(?:ting)? running\b|\bgive up running\b|\bstop running\b", re.I), " stop running completely"),
-    (re.compile(r"\bmri\b|\bscan\b|\bx-?ray\b", re.I), " imaging scan x-ray"),
-)
+EXPANSIONS = tuple((synonym.when, synonym.add) for synonym in vocabulary().synonyms)  # assistant/vocabulary.yaml
 
 
 def expand_query(text: str) -> str:

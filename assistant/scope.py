@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import re
 
+from assistant.vocabulary import vocabulary
+
 _PROMPT_INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules|prompts?|guidelines|previous|above|system|restrictions)"
     r"|\b(?:system|hidden|initial|original) prompt|\bprompt injection|\bjailbreak|\bdeveloper mode|\bdan mode"
     r"|\b(?:reveal|show|print|repeat|tell me|output|leak|what (?:is|are)) (?:me )?(?:your|the) (?:system |hidden |initial |secret )?(?:prompt|instructions|rules|configuration)"
     r"|\byou are (?:now|no longer)\b|\bpretend (?:to be|you are|you're|ur|your|youre)|\bact as (?:a|an|my)\b|\broleplay as|\bfrom now on you"
 )
-_MEDICINES = (
-    r"ibuprofen|naproxen|paracetamol|acetaminophen|aspirin|diclofenac|codeine|tramadol|morphine|oxycodone|nsaids?|painkillers?"
-    r"|pain ?killers?|pain relief (?:tablets|pills|medication)|anti[- ]?inflammator(?:y|ies)|steroids?|cortisone|prednisolone|voltaren|advil"
-    r"|tylenol|aleve|nurofen|motrin|celecoxib|opioids?|gabapentin|pregabalin|medications?|co-?codamol|co-?dydramol|solpadeine|meloxicam|etoricoxib|ketoprofen|hydrocodone|vicodin|percocet|fentanyl|(?:take|taking|took|any|which|what) medicines?"
-    r"|medicines? for|tablets?|pills?|drugs?|injections?"
-    r"|supplements?|glucosamine|turmeric|collagen|cbd|creatine"
-)
-_MEDICATION = re.compile(r"\b(?:" + _MEDICINES + r")\b")
+# The topic lists (medicines, other body parts and conditions, knee words) are reviewed data:
+# assistant/vocabulary.yaml. What is here is how a question asks, in general English.
+_WORDS = vocabulary()
+_MEDICATION = _WORDS["medicines"]
 # What makes a question about a medicine a medicine question: a dose, which one, whether or how to
 # take it, or an injection ("should I get a cortisone injection?").
 _ASKS_MEDICINE = re.compile(
@@ -56,36 +54,21 @@ _JUDGES_IT = re.compile(
     r"|\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it)\b[^.?!]{0,12}\b(?:it|this|that|them)\b"
 )
 # What else a question of that kind might be about, for which it is not a medicine question.
-_OTHER_SUBJECT = re.compile(r"\b(?:exercis\w*|brac\w*|tap(?:e|ing)|insoles?|orthotics?|run|running|squats?|stretch\w*|foam|rest|ice|physio\w*)\b")
-_OTHER_PARTS = re.compile(
-    r"\b(?:shoulders?|elbows?|wrists?|fingers?|thumbs?|neck|back pain|lower back|upper back|spine|spinal|sciatica|ankles?|heels?|achilles"
-    r"|plantar|fasciitis|toes?|toenails?|blisters?|bunions?|neuroma|arch(?:es)? of (?:my|the|your) (?:right |left )?(?:foot|feet)"
-    r"|(?:my|the|for the|for my) arch(?:es)?|(?:sole|ball) of (?:my|the) foot|foot (?:pain|hurts?|aches?)|buttocks?|bum|piriformis|sciatic\w*"
-    r"|shin splints|hamstring strain|groin strain|headaches?|migraines?|teeth|tooth|stomach"
-    r"|skin|rash|acne|jaw|ribs?|tennis elbow|carpal tunnel|bunions?|hips?|groin|calf (?:strain|tear|cramps?|injury)"
-    r"|(?:pulled|strained|torn) (?:my |a )?(?:calf|hamstring|groin)|hamstrings? (?:strain|tear|injury))\b"
-)
-_OTHER_CONDITIONS = re.compile(
-    r"\b(?:diabetes|asthma|covid|coronavirus|flu jab|vaccines?|pregnan\w*|depression|anxiety|blood pressure|cholesterol|gout"
-    r"|rheumatoid|lupus|psoriasis|osteoporosis|hay fever|allerg\w*|cold sores?|insomnia|weight loss diet|keto|vegan diet|thyroid)\b"
-)
+_OTHER_SUBJECT = _WORDS["care_not_medicine"]
+_OTHER_PARTS = _WORDS["other_body_parts"]
+_OTHER_CONDITIONS = _WORDS["other_conditions"]
 # Other knee conditions and operations the knowledge base does not cover: refused even though
 # they mention the knee (a composer answer would stitch runner's-knee passages onto them).
 _OTHER_KNEE_CARE = re.compile(
-    r"\b(?:acl|anterior cruciate)(?: ligament)? (?:reconstruction|surgery|repair|graft|rehab\w*)"
-    r"|\b(?:total |partial )?knee replacements?\b|\barthroplasty\b|\bmeniscectomy\b|\bmenisc\w* (?:repair|surgery)"
-    r"|\blateral release\b|\b(?:realignment|osteotomy|microfracture|cartilage (?:repair|transplant|graft))\b"
+    r"\b" + _WORDS.alternation("other_knee_care") + r"\b"
     # A diagnosis the story states (not a question whether it could be one: that is answered).
     r"|\b(?:showed|shows|found|diagnosed (?:with|as)|i have|i've got|i have got|confirmed)\b (?:a |an )?(?:\w+ ){0,2}"
-    r"(?:menisc\w* tear|torn menisc\w*|acl (?:tear|rupture)|torn acl|ruptured acl)"
+    + _WORDS.alternation("diagnosed_knee_conditions") + r"\b"
 )
 # Words of runner's knee itself: a story that has them is about it, whatever operation it mentions.
-_PFP_WORDS = re.compile(r"\b(?:runner'?s knee|runners knee|patellofemoral|pfp|pfps|kneecaps?|knee ?caps?|patella)\b")
+_PFP_WORDS = _WORDS["runners_knee"]
 # The question is about the knee: it names it (running alone does not make a hip question a knee one).
-_KNEE_TOPIC = re.compile(
-    r"\b(?:knees?|kneecaps?|knee ?caps?|patell\w*|pfp|pfps|runner'?s knee|runners knee|patellofemoral|quads?|quadriceps"
-    r"|itb|it band|iliotibial|osgood\w*|jumper'?s knee)\b"
-)
+_KNEE_TOPIC = _WORDS["knee"]
 _UNRELATED_TASK = re.compile(
     r"\b(?:write|compose) (?:me )?(?:a|an) (?:poem|story|essay|song|haiku|joke|email|letter|code|program|script)\b|\btranslate\b"
     r"|\b(?:sick|doctor'?s|fit|gp) note\b|\bmedical certificate\b|\brecipes?\b|\bweather\b|\bstock (?:price|market)\b|\bbitcoin\b|\bcapital of\b|\bwho won\b|\bfootball scores?\b|\bpython code\b"

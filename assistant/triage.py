@@ -29,17 +29,14 @@ from assistant.classifier import Detection, RedFlagClassifier
 from assistant.language import Reading, Speller, ages, cue_at, english_words, model_vocabulary, read
 from assistant.redflags import CONTRAST, LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import REFUSALS, scope_refusal
+from assistant.vocabulary import vocabulary
 from knee.models import Escalation
 
-# Words for the knee (a knee-only concept counts in a clause that names one of these, or no body part).
-_KNEE_WORDS = frozenset("knee knees kneecap kneecaps patella leg legs joint".split())
-# A concept anchored to the knee counts only in a sentence with one of these ("my insoles got deformed").
-_ANCHOR_WORDS = frozenset("knee kneecap patella leg joint bone shin thigh".split())
-_OTHER_PARTS = frozenset(
-    """ankle ankles foot feet toe toes hand hands wrist wrists finger fingers thumb thumbs arm arms elbow elbows
-    shoulder shoulders neck face eye eyes eyelid lip lips throat gland glands stomach belly tummy back jaw tongue calf
-    calves shin shins hip hips groin chest ear ears nose head""".split()
-)
+# Body words (assistant/vocabulary.yaml, `word_sets`): a knee-only concept counts in a clause that
+# names a knee word or no body part; a concept anchored to the knee only in a sentence with an anchor word.
+_KNEE_WORDS = vocabulary().word_sets["knee_words"]
+_ANCHOR_WORDS = vocabulary().word_sets["knee_anchor_words"]
+_OTHER_PARTS = vocabulary().word_sets["other_body_part_words"]
 # Words that say nothing on their own about which red flag a clause describes: not counted as a
 # row's evidence for the learned detector (body words are everywhere in a knee chat).
 _PLAIN_WORDS = frozenset(

@@ -1,0 +1,141 @@
+"""The topic words of assistant/vocabulary.yaml (data a clinician reviews), loaded, checked and
+compiled into patterns; the code that uses them (scope, composer, pipeline, message reading,
+retrieval) holds only general English.
+
+A term is words one space apart; in any slot `a/b` is either word, `word*` a word starting so,
+`[a/b]` an optional word. A list matches when any of its terms appears as whole words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+VOCABULARY_PATH = Path(__file__).resolve().parent / "vocabulary.yaml"
+# The lists the code asks for: a file without one of them is refused when it loads, not on the
+# first message that needs it.
+REQUIRED_LISTS = (
+    "knee", "runners_knee", "medicines", "care_not_medicine", "other_body_parts", "other_conditions",
+    "other_knee_care", "diagnosed_knee_conditions", "knee_world", "clinicians", "named_subjects", "story_facts",
+)
+REQUIRED_WORD_SETS = ("knee_words", "knee_anchor_words", "other_body_part_words")
+_SLOT_CHARS = re.compile(r"^[a-z0-9'&\-/*]+$")
+
+
+class VocabularyError(ValueError):
+    """The vocabulary file is missing, not YAML, or has a list or term that cannot be compiled."""
+
+
+def _slot_regex(slot: str, term: str) -> str:
+    if not _SLOT_CHARS.match(slot) or any(not alt or "*" in alt[:-1] for alt in slot.split("/")):
+        raise VocabularyError(f"term {term!r}: cannot read {slot!r} (words, a/b, word*, [optional])")
+    alternatives = [re.escape(a[:-1]) + r"\w*" if a.endswith("*") else re.escape(a) for a in slot.split("/")]
+    return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+
+
+def term_regex(term: str) -> str:
+    """One term as a regular expression (without the word boundaries around it)."""
+    if not isinstance(term, str) or not term.strip():
+        raise VocabularyError(f"a term must be text, not {term!r}")
+    slots = term.lower().split()
+    if all(s.startswith("[") for s in slots):
+        raise VocabularyError(f"term {term!r}: a term needs a word that is not optional")
+    out = ""
+    for i, slot in enumerate(slots):
+        last = i == len(slots) - 1
+        if slot.startswith("[") or slot.endswith("]"):
+            if not (slot.startswith("[") and slot.endswith("]")):
+                raise VocabularyError(f"term {term!r}: unclosed [ ] in {slot!r}")
+            inner = _slot_regex(slot[1:-1], term)
+            # The optional word takes its space with it: before the next word, or after the last.
+            out = out[:-1] + f"(?: {inner})?" if last else out + f"(?:{inner} )?"
+        else:
+            out += _slot_regex(slot, term) + ("" if last else " ")
+    return out
+
+
+def alternation(terms: list[str]) -> str:
+    """The terms as one regular expression, without word boundaries (to build a larger pattern)."""
+    return "(?:" + "|".join(term_regex(t) for t in terms) + ")"
+
+
+def compile_terms(terms: list[str]) -> re.Pattern[str]:
+    return re.compile(r"\b" + alternation(terms) + r"\b", re.I)
+
+
+@dataclass(frozen=True)
+class Synonym:
+    when: re.Pattern[str]
+    add: str
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    lists: dict[str, re.Pattern[str]]
+    synonyms: tuple[Synonym, ...]
+    word_sets: dict[str, frozenset[str]]
+
+    def __getitem__(self, name: str) -> re.Pattern[str]:
+        return self.lists[name]
+
+    def alternation(self, name: str) -> str:
+        """List `name` as a regular expression without word boundaries, to build a larger pattern."""
+        return self.lists[name].pattern[2:-2]
+
+
+def parse_vocabulary(data: Any) -> Vocabulary:
+    if not isinstance(data, dict) or not isinstance(data.get("lists"), dict):
+        raise VocabularyError("expected a mapping with `lists:`, `synonyms:` and `word_sets:`")
+    lists: dict[str, re.Pattern[str]] = {}
+    for name, terms in data["lists"].items():
+        if not isinstance(terms, list) or not terms:
+            raise VocabularyError(f"list {name!r} must be a non-empty list of terms")
+        try:
+            lists[str(name)] = compile_terms(terms)
+        except VocabularyError as exc:
+            raise VocabularyError(f"list {name!r}: {exc}") from None
+    missing = [n for n in REQUIRED_LISTS if n not in lists]
+    if missing:
+        raise VocabularyError(f"missing list(s): {', '.join(missing)}")
+    synonyms = []
+    for i, entry in enumerate(data.get("synonyms") or [], 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("when"), list) or not entry["when"] \
+                or not isinstance(entry.get("add"), str) or not entry["add"].strip():
+            raise VocabularyError(f"synonym {i}: expected `when:` (a list of terms) and `add:` (words)")
+        try:
+            synonyms.append(Synonym(when=compile_terms(entry["when"]), add=" " + entry["add"].strip()))
+        except VocabularyError as exc:
+            raise VocabularyError(f"synonym {i}: {exc}") from None
+    word_sets: dict[str, frozenset[str]] = {}
+    for name, words in (data.get("word_sets") or {}).items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() and " " not in w.strip() for w in words):
+            raise VocabularyError(f"word set {name!r} must be a non-empty list of single words")
+        word_sets[str(name)] = frozenset(w.strip().lower() for w in words)
+    missing = [n for n in REQUIRED_WORD_SETS if n not in word_sets]
+    if missing:
+        raise VocabularyError(f"missing word set(s): {', '.join(missing)}")
+    return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets)
+
+
+def load_vocabulary_file(path: Path) -> Vocabulary:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise VocabularyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise VocabularyError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return parse_vocabulary(data)
+    except VocabularyError as exc:
+        raise VocabularyError(f"{path}: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def vocabulary() -> Vocabulary:
+    """The reviewed vocabulary, compiled once per process."""
+    return load_vocabulary_file(VOCABULARY_PATH)

@@ -1,0 +1,105 @@
+"""assistant/vocabulary.yaml, the reviewed topic words: every list compiles, every term of it
+matches what it says, and a damaged file is refused with a message that names it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from assistant.vocabulary import (
+    REQUIRED_LISTS,
+    VOCABULARY_PATH,
+    VocabularyError,
+    load_vocabulary_file,
+    parse_vocabulary,
+    term_regex,
+    vocabulary,
+)
+
+
+def _instances(term: str) -> list[str]:
+    """Plain texts a term says it matches: each alternative of each slot, optional words left out
+    and put in, `word*` as the word itself and with an ending."""
+    texts = [""]
+    for slot in term.lower().split():
+        optional = slot.startswith("[")
+        alts = slot.strip("[]").split("/")
+        choices = [a[:-1] if a.endswith("*") else a for a in alts] + [a[:-1] + "ing" for a in alts if a.endswith("*")]
+        texts = [f"{t} {c}".strip() for t in texts for c in choices] + (texts if optional else [])
+    return texts
+
+
+def test_every_list_compiles_and_the_code_finds_its_lists():
+    words = vocabulary()
+    assert set(REQUIRED_LISTS) <= set(words.lists)
+    assert words.synonyms and all(s.add.strip() for s in words.synonyms)
+
+
+def test_every_term_matches_what_it_says_inside_a_sentence():
+    data = yaml.safe_load(VOCABULARY_PATH.read_text(encoding="utf-8"))
+    words = vocabulary()
+    for name, terms in data["lists"].items():
+        for term in terms:
+            for text in _instances(term):
+                assert words[name].search(f"so, {text}, really"), (name, term, text)
+    for entry in data["synonyms"]:
+        pattern = next(s.when for s in words.synonyms if s.add.strip() == entry["add"].strip())
+        for term in entry["when"]:
+            assert all(pattern.search(f"well {t}?") for t in _instances(term)), (entry, term)
+
+
+@pytest.mark.parametrize(
+    ("name", "matches", "does_not_match"),
+    [
+        ("knee", ["my knees ache", "the patellar tendon", "is it runner's knee"], ["i kneel a lot", "my hip hurts"]),
+        ("medicines", ["can i take ibuprofen", "anti-inflammatories", "which pills"], ["my physio said rest", "pillow"]),
+        ("other_body_parts", ["arch of my right foot", "pulled my hamstring", "hip pain"], ["knee pain when running", "shipping"]),
+        ("other_knee_care", ["acl reconstruction rehab", "a knee replacement"], ["acl injury risk"]),
+        ("named_subjects", ["what about taping", "my x-ray"], ["does it go away"]),
+    ],
+)
+def test_lists_match_whole_words_only(name, matches, does_not_match):
+    pattern = vocabulary()[name]
+    assert all(pattern.search(t) for t in matches), [t for t in matches if not pattern.search(t)]
+    assert not any(pattern.search(t) for t in does_not_match), [t for t in does_not_match if pattern.search(t)]
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("knee", "knee"),
+        ("patell*", r"patell\w*"),
+        ("arch/arches of my [right/left] foot", r"(?:arch|arches) of my (?:(?:right|left) )?foot"),
+        ("acl [ligament]", r"acl(?: ligament)?"),
+    ],
+)
+def test_term_syntax(term, expected):
+    assert term_regex(term) == expected
+    assert re.compile(expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("not a mapping", "expected a mapping"),
+        ({"lists": {"knee": []}}, "list 'knee' must be a non-empty list"),
+        ({"lists": {"knee": ["kn(ee"]}}, "cannot read"),
+        ({"lists": {"knee": ["[only]"]}}, "needs a word that is not optional"),
+        ({"lists": {"knee": ["knee"]}}, "missing list(s)"),
+    ],
+)
+def test_a_damaged_vocabulary_is_refused_with_what_is_wrong(data, message):
+    with pytest.raises(VocabularyError, match=re.escape(message)):
+        parse_vocabulary(data)
+
+
+def test_a_broken_file_names_its_path(tmp_path):
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text("lists: [unclosed\n", encoding="utf-8")
+    with pytest.raises(VocabularyError, match="not valid YAML") as caught:
+        load_vocabulary_file(path)
+    assert str(path) in str(caught.value)
+    with pytest.raises(VocabularyError, match="cannot read"):
+        load_vocabulary_file(tmp_path / "missing.yaml")
