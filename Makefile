@@ -33,7 +33,7 @@ run: ingest
 	$(BIN)/knee serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not browser and not server and not slow"

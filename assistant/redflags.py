@@ -339,8 +339,10 @@ def parse_table(data: Any, check_counts: bool = True) -> Table:
 def load_table(path: str | Path = TABLE_PATH) -> Table:
     import yaml
 
+    from knee.yamltext import safe_load
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise TableError(f"cannot read the red-flag table {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from knee.yamltext import safe_load
+
 VOCABULARY_PATH = Path(__file__).resolve().parent / "vocabulary.yaml"
 # The lists the code asks for: a file without one of them is refused when it loads, not on the
 # first message that needs it.
@@ -124,7 +126,7 @@ def load_vocabulary_file(path: Path) -> Vocabulary:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise VocabularyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:

@@ -189,9 +189,10 @@ def red_flag_rows() -> dict[str, str]:
     import yaml
 
     from assistant.redflags import TABLE_PATH
+    from knee.yamltext import safe_load
 
     try:
-        table = yaml.safe_load(TABLE_PATH.read_text(encoding="utf-8"))
+        table = safe_load(TABLE_PATH.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return {r["id"]: r["level"] for r in table.get("rows", []) if isinstance(r, dict) and "id" in r}

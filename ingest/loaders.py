@@ -18,6 +18,7 @@ from typing import Callable
 import yaml
 
 from knee.config import AUDIENCES, REPO_ROOT
+from knee.yamltext import safe_load
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 MAX_FILE_BYTES = 5_000_000
@@ -156,7 +157,7 @@ def split_front_matter(text: str) -> tuple[dict | None, str, str | None]:
             raw = "\n".join(lines[1:i])
             body = "\n".join(lines[i + 1 :])
             try:
-                meta = yaml.safe_load(raw) or {}
+                meta = safe_load(raw) or {}
             except yaml.YAMLError as exc:
                 return None, body, f"invalid YAML front matter ({str(exc).splitlines()[0]})"
             if not isinstance(meta, dict):
