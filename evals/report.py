@@ -241,6 +241,8 @@ def gate_text(summary: dict) -> list[str]:
     lines = ["passed" if gate["passed"] else "FAILED: " + "; ".join(f"{g['split']}: {g['text']}" for g in gate["failures"])]
     for x in gate.get("expected_failures", []):
         lines.append(f"expected to fail until {x['expected_to_fail']}: {x['split']}: {x['text']}")
+    for name, note in gate.get("not_gated", {}).items():
+        lines.append(f"not gated: split {name} ({note})")
     for k in gate.get("expected_but_passing", []):
         lines.append(f"listed as expected to fail, but passes now (remove it from thresholds.toml): {k}")
     return lines
