@@ -162,11 +162,14 @@ def _server_alive(settings: Settings) -> None:
 
 
 def chroma_client(settings: Settings):
+    # A server that is down or hung is found before chromadb is imported (about 1.5 s here): a
+    # fresh `knee ask` then says so that much sooner.
+    if settings.uses_server:
+        _server_alive(settings)
     import chromadb
 
     try:
         if settings.uses_server:
-            _server_alive(settings)
             client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings())
             _set_timeout(client)
             return client
