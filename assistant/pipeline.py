@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 import time
 import unicodedata
 from typing import Any
@@ -207,18 +208,67 @@ def triage_text(text: str) -> str:
     return text[:half] + "\n" + text[-half:]
 
 
-class VectorCache:
-    """The embeddings of one question's texts: each text is embedded once, in one batch per call."""
+# Texts whose embeddings the process keeps (a clause, a question, an earlier turn): about 1.5 KB
+# each, so 6 MB. Why: every message re-reads the chat's last CRISIS_TURNS user turns, and under a
+# 50-user load (py-spy on `knee serve`, this machine) 60% of the server's CPU went to embedding,
+# most of it texts embedded for an earlier message of the same chat. 4,096 holds the recent turns
+# of a few hundred conversations at once.
+SHARED_VECTORS = 4096
 
-    def __init__(self, embed):
+
+class SharedVectors:
+    """A bounded, thread-safe map text -> embedding, least recently used out first. The embedding
+    of a text depends on the text only, so a kept vector is the one a new encode would give."""
+
+    def __init__(self, size: int = SHARED_VECTORS):
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._vectors[text] = vector
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+class VectorCache:
+    """The embeddings of one question's texts: each text is embedded once, in one batch per call;
+    texts the process embedded for an earlier message come from `shared`."""
+
+    def __init__(self, embed, shared: SharedVectors | None = None):
         self.embed = embed
+        self.shared = shared
         self.vectors: dict[str, np.ndarray] = {}
 
     def many(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        missing = []
+        for t in dict.fromkeys(texts):
+            if t in self.vectors:
+                continue
+            kept = self.shared.get(t) if self.shared is not None else None
+            if kept is not None:
+                self.vectors[t] = kept
+            else:
+                missing.append(t)
         if missing:
             for t, v in zip(missing, self.embed(missing)):
+                v = np.asarray(v, dtype=np.float32)
+                v.setflags(write=False)  # shared between threads: nobody may change it in place
                 self.vectors[t] = v
+                if self.shared is not None:
+                    self.shared.put(t, v)
         return np.asarray([self.vectors[t] for t in texts], dtype=np.float32).reshape(len(texts), -1)
 
     def one(self, text: str) -> np.ndarray:
@@ -237,6 +287,7 @@ class Assistant(Runnable[dict, Answer]):
         self.embeddings = self.store.embeddings  # the LangChain embeddings of the store (ingest side)
         self.encoder = get_encoder(settings.model_path)
         self._embed = self.encoder.encode
+        self._shared_vectors = SharedVectors()
         self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings)
         self._triage: Triage | None = None  # loaded on first use: the clinician lookup needs none
         self._triage_lock = threading.Lock()
@@ -280,7 +331,7 @@ class Assistant(Runnable[dict, Answer]):
         # Safety first: triage reads the message (up to TRIAGE_MAX_CHARS, head and tail) and the
         # earlier turns, whatever else it holds.
         t0 = time.perf_counter()
-        vectors = VectorCache(self._embed)
+        vectors = VectorCache(self._embed, self._shared_vectors)
         verdict = self.triage.check(triage_text(text), earlier, embed=vectors.many)
         timings["triage"] = (time.perf_counter() - t0) * 1000
         if verdict.escalation:

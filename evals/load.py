@@ -6,7 +6,11 @@
 Starts `knee serve` on 127.0.0.1 and a free port with the repository's index (KNEE_DB as usual;
 `--url` uses a server already running, loopback only), then for each number of concurrent users:
 each user has its own session (so its own chat) and asks `--questions` questions through the
-app's `chat` endpoint, back to back or `--think` seconds apart, about 1 in 10 a red flag.
+app's `chat` endpoint, back to back or `--think` seconds apart, about 1 in 10 a red flag. The
+questions are the gold's distinct single-turn questions (dev and test), each asked once per level
+while the pool lasts (about 760 ordinary, 290 red flags), and each level gets a fresh `knee serve`
+(when this started it): the server keeps the embeddings of texts it has seen, so repeats would
+measure its memory rather than the cost of new messages.
 
 Two clients speak to the app:
 - `http` (default): Gradio's documented HTTP API (POST /gradio_api/call/chat with the user's
@@ -44,15 +48,31 @@ from urllib.parse import urlsplit
 import knee  # noqa: F401  (telemetry off)
 from evals.serving import REPO_ROOT, ServeProcess, rss_mb
 
-GOLD = REPO_ROOT / "evals" / "gold" / "dev"
+GOLD = REPO_ROOT / "evals" / "gold"
+# Warm-up questions: not in the pools, so no measured question was asked before.
+WARM_UP = ["hello, what can you help with?", "what is the kneecap made of?"]
 RED_FLAG_EVERY = 10  # one request in ten is a red flag
 BANNER = 'class="knee-banner'
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _questions(name: str) -> list[str]:
-    rows = [json.loads(line) for line in (GOLD / f"{name}.jsonl").read_text().splitlines() if line.strip()]
-    return [r["question"] for r in rows if isinstance(r.get("question"), str) and not r.get("history")]
+def _pools() -> dict[str, list[str]]:
+    """Every distinct single-turn question of the gold (dev and test: asked, never tuned on here):
+    red flags apart. The server keeps the embeddings of texts it has seen (SharedVectors), so a
+    question asked twice costs less the second time; with distinct questions, and a fresh server
+    for each level, the load measures what new messages cost."""
+    import random
+
+    pools: dict[str, list[str]] = {"ordinary": [], "red": []}
+    for path in sorted(GOLD.glob("*/*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if isinstance(row.get("question"), str) and not row.get("history"):
+                pools["red" if row.get("behavior") == "escalate" else "ordinary"].append(row["question"])
+    for name, questions in pools.items():
+        pools[name] = sorted(set(questions) - set(WARM_UP))
+        random.Random(7).shuffle(pools[name])  # a fixed order: the same run, run after run
+    return pools
 
 
 @dataclass
@@ -105,7 +125,7 @@ def _question(pools: dict[str, list[str]], user: int, j: int, questions: int, bu
     n = user * questions + j
     red = burst or (user + j) % RED_FLAG_EVERY == 0
     pool = pools["red"] if red else pools["ordinary"]
-    return pool[(n * 7 + user) % len(pool)], red
+    return pool[n % len(pool)], red  # distinct within a level while the pool lasts
 
 
 # -- client: Gradio's HTTP API, asyncio -------------------------------------------------------
@@ -329,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     users = [u for u in args.users if 1 <= u <= 200]
     questions = max(1, min(50, args.questions))
     burst = max(0, min(200, args.burst))
-    pools = {"ordinary": _questions("answer") + _questions("refuse"), "red": _questions("escalate")}
+    pools = _pools()
     server = None
     if args.url:
         if urlsplit(args.url).hostname not in LOOPBACK:
@@ -352,10 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     levels: list[Level] = []
     try:
-        # Warm up (first requests pay one-off costs), not measured.
-        run_level(url, 2, 2, pools, args.timeout, 30, None, name="warm-up", client=args.client)
+        warm_up = {"ordinary": WARM_UP, "red": WARM_UP}
         think = max(0.0, min(60.0, args.think))
-        for n in users:
+        for k, n in enumerate(users):
+            if server is not None and k:
+                # A fresh server for each level: nothing a level asked is kept for the next.
+                server.stop()
+                server = ServeProcess(logs=REPO_ROOT / "runs" / "load-logs").start()
+                url, pid = server.url, server.pid
+            # Warm up (first requests pay one-off costs), not measured.
+            run_level(url, 2, 2, warm_up, args.timeout, 30, None, name="warm-up", client=args.client)
             print(f"{n} concurrent users x {questions} questions ({args.client}, think {think:g} s) ...", flush=True)
             levels.append(run_level(url, n, questions, pools, args.timeout, args.level_seconds, pid,
                                     think=think, client=args.client))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Sequences are padded to a common length per batch; sorting by length keeps padding small.
+# Texts of the same length in tokens go through the model together, at most this many at once.
 BATCH_SIZE = 32
 
 
@@ -132,11 +132,18 @@ class SentenceEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         ids = self.token_ids(texts)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        # Batched only with texts of the same length in tokens, so never padded: a text's vector
+        # is then the same bits whatever it is embedded with (padding to a longer text changed it
+        # by ~1e-7, through the order of the sums), and a vector kept from one message equals the
+        # one a later message would compute (assistant.pipeline.SharedVectors).
+        by_length: dict[int, list[int]] = {}
+        for i, one in enumerate(ids):
+            by_length.setdefault(len(one), []).append(i)
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            out[batch] = self._forward([ids[i] for i in batch])
+        for same in by_length.values():
+            for start in range(0, len(same), BATCH_SIZE):
+                batch = same[start : start + BATCH_SIZE]
+                out[batch] = self._forward([ids[i] for i in batch])
         return out
 
 

@@ -315,3 +315,26 @@ def test_a_passage_only_bm25_ranks_first_is_kept_through_fusion(assistant):
     # the arthritis section, and it must survive reciprocal rank fusion.
     passages = assistant.lookup("does having runner's knee mean I'll get arthritis in my knee later?", k=5)
     assert "Runner's knee and arthritis" in [p.section for p in passages]
+
+
+def test_shared_vectors_are_bounded_and_keep_the_most_recent():
+    import numpy as np
+
+    from assistant.pipeline import SharedVectors, VectorCache
+
+    shared = SharedVectors(size=3)
+    calls: list[list[str]] = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    first = VectorCache(embed, shared)
+    first.many(["a", "b", "c"])
+    first.one("a")  # this message's own cache: no new encode
+    VectorCache(embed, shared).many(["a", "d"])  # "a" kept from the first message; "b", the oldest, goes
+    assert calls == [["a", "b", "c"], ["d"]] and len(shared) == 3
+    assert shared.get("b") is None and shared.get("a") is not None
+    vectors = VectorCache(embed, shared).many(["c", "c"])
+    vectors[0, 0] = 5.0  # the caller's copy: what is kept does not change
+    assert shared.get("c")[0] == 1.0

@@ -44,3 +44,16 @@ def test_a_model_it_cannot_compute_is_refused_clearly(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "t5", "hidden_act": "relu"}')
     with pytest.raises(ValueError, match="not a BERT model"):
         SentenceEncoder(tmp_path)
+
+
+def test_a_texts_vector_is_the_same_bits_whatever_it_is_embedded_with(corpus_settings):
+    """The assistant keeps vectors across messages (assistant.pipeline.SharedVectors): a kept
+    vector must equal what a new encode would give, so answers never depend on what came before."""
+    encoder = get_encoder(corpus_settings.model_path)
+    text = "my knee hurts when i run downhill"
+    alone = encoder.encode([text])[0]
+    n = len(encoder.token_ids([text])[0])
+    same_length = [t for t in (f"my knee hurts when i run {w}" for w in ("uphill", "fast", "daily", "again")) if len(encoder.token_ids([t])[0]) == n]
+    assert same_length, "no text of the same length to batch it with"
+    for batch in ([text, *TEXTS], [*TEXTS, text], [*same_length, text], [text, *same_length, *TEXTS]):
+        assert np.array_equal(encoder.encode(batch)[batch.index(text)], alone), batch
