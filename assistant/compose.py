@@ -243,8 +243,14 @@ class Composer:
             ref = self.referral_sentence()
             if ref:
                 composed = compose_all(max(1, self.settings.max_words - len(ref[0].split()))) or composed
+        shown: set[str] = set()
         for c in composed:
-            paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in c.sentences))
+            # Two questions answered from the same section would print it twice: a later
+            # paragraph keeps only what an earlier one did not say (and goes when nothing is left).
+            fresh = [(text, p) for text, p in c.sentences if " ".join(text.split()).lower() not in shown]
+            shown |= {" ".join(text.split()).lower() for text, _ in fresh}
+            if fresh:
+                paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in fresh))
         if ref:
             paragraphs[-1] += f" {ref[0]} [{cite(ref[1])}]"
         if note:

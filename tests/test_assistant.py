@@ -338,3 +338,21 @@ def test_shared_vectors_are_bounded_and_keep_the_most_recent():
     vectors = VectorCache(embed, shared).many(["c", "c"])
     vectors[0, 0] = 5.0  # the caller's copy: what is kept does not change
     assert shared.get("c")[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Two questions that the same section answers (new phrasings, not from any split).
+        "What can I do about my sore knee? And how can I make it better?",
+        "How do I treat runner's knee? What should I do to fix it?",
+        "My knee hurts on the stairs. What have I done and how do I make it better?",
+    ],
+)
+def test_an_answer_to_two_questions_never_says_a_sentence_twice(assistant, message):
+    import re
+
+    answer = assistant.invoke({"question": message, "history": []})
+    sentences = [" ".join(s.split()).lower() for s in re.findall(r"[^\[\]]+?\[\d+\]", answer.answer)]
+    assert answer.behavior == "answer" and sentences, answer
+    assert len(sentences) == len(set(sentences)), answer.answer
