@@ -337,16 +337,12 @@ def parse_table(data: Any, check_counts: bool = True) -> Table:
 
 @lru_cache(maxsize=2)
 def load_table(path: str | Path = TABLE_PATH) -> Table:
-    import yaml
-
-    from knee.yamltext import safe_load
+    from knee.yamltext import YamlFileError, load_file
 
     try:
-        data = safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TableError(f"cannot read the red-flag table {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise TableError(f"the red-flag table {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        data = load_file(path, "the red-flag table")
+    except YamlFileError as exc:
+        raise TableError(str(exc)) from None
     try:
         return parse_table(data)
     except TableError as exc:

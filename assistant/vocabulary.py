@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from knee.yamltext import safe_load
+from knee.yamltext import YamlFileError, load_file
 
 VOCABULARY_PATH = Path(__file__).resolve().parent / "vocabulary.yaml"
 # The lists the code asks for: a file without one of them is refused when it loads, not on the
@@ -123,14 +123,10 @@ def parse_vocabulary(data: Any) -> Vocabulary:
 
 
 def load_vocabulary_file(path: Path) -> Vocabulary:
-    import yaml
-
     try:
-        data = safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VocabularyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise VocabularyError(f"{path}: not valid YAML ({exc})") from None
+        data = load_file(path, "the vocabulary")
+    except YamlFileError as exc:
+        raise VocabularyError(str(exc)) from None
     try:
         return parse_vocabulary(data)
     except VocabularyError as exc:
