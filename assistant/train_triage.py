@@ -113,6 +113,16 @@ def _cv_probabilities(X, y, classes, C: float, folds):
 
 
 def train(model_path: Path = MODEL_PATH, report_path: Path = REPORT_PATH, settings=None, progress=print) -> dict:
+    """Train on one thread: scikit-learn's loss sums over OpenMP threads in whatever order they
+    finish, and with the weak regularisation chosen here two fits of the same data stopped up to
+    2.5 apart in a weight (two runs, this machine); one thread gives the same model every time."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _train(model_path, report_path, settings, progress)
+
+
+def _train(model_path: Path, report_path: Path, settings, progress) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
