@@ -13,7 +13,7 @@ The gold questions come in splits, scored separately and together:
    so what is scored is exactly what a user of that command gets (timings included).
 3. Score each item (`evals.metrics.score_item`) and the whole set (`aggregate`).
 4. Retrieval quality against the evidence phrases, for our retriever and the baselines
-   (`evals.baselines`), with ranx.
+   (`evals.baselines`).
 5. Write results.jsonl, metrics.json, report.md and report.html into the run folder
    (`evals.report`); with --compare, what changed since an earlier run; with --gate, exit 1 when
    a metric is below its threshold (evals/thresholds.toml).
@@ -58,7 +58,7 @@ INFO_KEYS = {"notes", "note", "comment", "category", "topic", "source", "ref"}
 
 @dataclass
 class GoldItem:
-    id: str  # as a string (ranx and result files key by it)
+    id: str  # as a string (result files key by it)
     raw_id: Any  # as written, sent to `knee ask --batch` and echoed back
     question: str
     behavior: str

@@ -163,7 +163,7 @@ def test_percentile_interpolates():
     assert percentile([1, 2, 3, 4], 50) == 2.5
 
 
-# --------------------------------------------------------------------------- retrieval with ranx
+# --------------------------------------------------------------------------- retrieval metrics
 
 
 def test_relevant_chunks_are_found_by_normalised_evidence():
@@ -172,7 +172,7 @@ def test_relevant_chunks_are_found_by_normalised_evidence():
     assert relevant_ids(["not there"], chunks) == set()
 
 
-def test_ranx_recall_mrr_and_hit_rate():
+def test_recall_mrr_and_hit_rate_at_k():
     relevant = {"q1": {"a", "b"}, "q2": {"c"}, "q3": set(), "q4": {"d"}}
     ranked = {"q1": ["x", "a", "y", "b", "z", "b2"], "q2": ["c"], "q3": ["a"], "q4": []}
     scores = retrieval_scores(relevant, ranked, k=3)
