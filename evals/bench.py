@@ -9,7 +9,7 @@ temporary store built from corpus/ (the user's own store is never touched):
 2. cold start: wall time of a subprocess `knee ask "..." --json` to its first answer, and that
    process's peak memory (max RSS, from `os.wait4`, so no other child is counted).
 3. warm `ask`: in-process Assistant, one warm-up question, then N timed questions (the gold
-   questions, cycled, or a built-in list).
+   dev split's distinct questions, or a built-in list).
    Cold starts of `knee search`, `knee ask` (to first output) and `knee serve` (to answering HTTP).
 4. retrieval latency (dense + BM25 + question index + fusion, query embedding included; textbook:
    `similarity_search(q, k=4)`) at the corpus's size and on scaled stores (default 20,000 and
@@ -124,11 +124,19 @@ def say(message: str) -> None:
 
 
 def bench_questions(n: int) -> list[dict]:
-    """n questions with their history: the gold questions (cycled), or the built-in list."""
+    """n questions with their history: the dev split's distinct questions (cycled only past its
+    ~600), or the built-in list. Distinct, because the assistant keeps the embeddings of texts it
+    has seen: a repeated question would time that memory, not an answer."""
     from evals.runner import GOLD_DIR, load_gold
 
-    items, _ = load_gold(sorted(GOLD_DIR.glob("*.jsonl")))  # invalid lines are left out here; `knee eval` reports them
-    pool = [{"question": i.question, "history": i.history} for i in items] or [{"question": q, "history": []} for q in BUILTIN_QUESTIONS]
+    items, _ = load_gold(sorted((GOLD_DIR / "dev").glob("*.jsonl")))  # invalid lines are left out here; `knee eval` reports them
+    seen: set[str] = set()
+    pool = []
+    for i in items:
+        if i.question not in seen:
+            seen.add(i.question)
+            pool.append({"question": i.question, "history": i.history})
+    pool = pool or [{"question": q, "history": []} for q in BUILTIN_QUESTIONS]
     return [pool[i % len(pool)] for i in range(n)]
 
 
