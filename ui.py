@@ -1116,7 +1116,8 @@ def ensure_index(settings: Settings) -> int:
 def warm_up() -> None:
     """Pay one-off costs at start, not on the first user's request: Gradio switches matplotlib's
     backend around every direct (unqueued) event, and the first import of matplotlib took 1.5 s
-    here, on the event loop, holding every other request."""
+    here, on the event loop, holding every other request. `serve` runs it in a thread as soon as
+    it listens (ready 1 s sooner)."""
     with contextlib.suppress(Exception):
         import matplotlib
 
@@ -1170,7 +1171,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
         assistant.triage  # noqa: B018  (the red-flag table loads before we listen, not on a first message)
         demo = build_app(assistant, settings)
         configure_queue(demo)
-        warm_up()
         try:
             demo.launch(
                 server_name=host,
@@ -1185,6 +1185,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860) -> int:
             print(f"knee serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
             return 1
         running = True
+        # Matplotlib's import (0.6 s) while the server already answers: a person's first request
+        # comes seconds later, after the page has loaded, and would wait for it only at the import lock.
+        threading.Thread(target=warm_up, name="knee-warm-up", daemon=True).start()
         with contextlib.suppress(AttributeError):
             # uvicorn otherwise waits for every open connection (a reply stream) before it stops.
             demo.server.config.timeout_graceful_shutdown = 0.5
