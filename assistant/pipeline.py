@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 import time
 import unicodedata
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np

@@ -16,7 +16,6 @@ chunks per query but the sparse index's lookups.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict

@@ -60,10 +60,10 @@ _OTHER_CONDITIONS = _WORDS["other_conditions"]
 # Other knee conditions and operations the knowledge base does not cover: refused even though
 # they mention the knee (a composer answer would stitch runner's-knee passages onto them).
 _OTHER_KNEE_CARE = re.compile(
-    r"\b" + _WORDS.alternation("other_knee_care") + r"\b"
+    _WORDS["other_knee_care"].pattern
     # A diagnosis the story states (not a question whether it could be one: that is answered).
-    r"|\b(?:showed|shows|found|diagnosed (?:with|as)|i have|i've got|i have got|confirmed)\b (?:a |an )?(?:\w+ ){0,2}"
-    + _WORDS.alternation("diagnosed_knee_conditions") + r"\b"
+    + r"|\b(?:showed|shows|found|diagnosed (?:with|as)|i have|i've got|i have got|confirmed)\b (?:a |an )?(?:\w+ ){0,2}"
+    + _WORDS["diagnosed_knee_conditions"].pattern
 )
 # Words of runner's knee itself: a story that has them is about it, whatever operation it mentions.
 _PFP_WORDS = _WORDS["runners_knee"]

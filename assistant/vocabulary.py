@@ -59,13 +59,9 @@ def term_regex(term: str) -> str:
     return out
 
 
-def alternation(terms: list[str]) -> str:
-    """The terms as one regular expression, without word boundaries (to build a larger pattern)."""
-    return "(?:" + "|".join(term_regex(t) for t in terms) + ")"
-
-
 def compile_terms(terms: list[str]) -> re.Pattern[str]:
-    return re.compile(r"\b" + alternation(terms) + r"\b", re.I)
+    """The terms as one pattern, each matched as whole words; its `.pattern` can be part of a larger one."""
+    return re.compile(r"\b(?:" + "|".join(term_regex(t) for t in terms) + r")\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -82,10 +78,6 @@ class Vocabulary:
 
     def __getitem__(self, name: str) -> re.Pattern[str]:
         return self.lists[name]
-
-    def alternation(self, name: str) -> str:
-        """List `name` as a regular expression without word boundaries, to build a larger pattern."""
-        return self.lists[name].pattern[2:-2]
 
 
 def parse_vocabulary(data: Any) -> Vocabulary:

@@ -63,12 +63,13 @@ def _pools() -> dict[str, list[str]]:
     for each level, the load measures what new messages cost."""
     import random
 
+    from evals.runner import load_gold
+
+    items, _ = load_gold(sorted(GOLD.glob("*/*.jsonl")))  # invalid lines are left out; `knee eval` reports them
     pools: dict[str, list[str]] = {"ordinary": [], "red": []}
-    for path in sorted(GOLD.glob("*/*.jsonl")):
-        for line in path.read_text().splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if isinstance(row.get("question"), str) and not row.get("history"):
-                pools["red" if row.get("behavior") == "escalate" else "ordinary"].append(row["question"])
+    for item in items:
+        if not item.history:
+            pools["red" if item.behavior == "escalate" else "ordinary"].append(item.question)
     for name, questions in pools.items():
         pools[name] = sorted(set(questions) - set(WARM_UP))
         random.Random(7).shuffle(pools[name])  # a fixed order: the same run, run after run

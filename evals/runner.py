@@ -186,14 +186,12 @@ def load_gold(paths: list[Path], split_of: dict[Path, str] | None = None) -> tup
 
 def red_flag_rows() -> dict[str, str]:
     """Row id -> level of the red-flag table (gold items name rows; crisis rows define crisis recall)."""
-    import yaml
-
     from assistant.redflags import TABLE_PATH
-    from knee.yamltext import safe_load
+    from knee.yamltext import YamlFileError, load_file
 
     try:
-        table = safe_load(TABLE_PATH.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        table = load_file(TABLE_PATH, "the red-flag table")
+    except YamlFileError:
         return {}
     return {r["id"]: r["level"] for r in table.get("rows", []) if isinstance(r, dict) and "id" in r}
 
