@@ -446,3 +446,17 @@ def test_scaled_store_is_built_by_our_ingest_and_searched_by_our_retriever(corpu
     assert timed["p50"] > 0 and {"dense", "bm25", "fuse"} <= set(timed["stages_p50"])
     docs = scale.open_textbook(again["settings"]).similarity_search("What is runner's knee?", k=4)
     assert len(docs) == 4
+
+
+def test_bench_and_load_ask_distinct_questions():
+    """The assistant keeps the embeddings of texts it has seen, so a repeated question would time
+    that memory: the bench's warm ask and each load level ask distinct questions."""
+    from evals.bench import bench_questions
+    from evals.load import WARM_UP, _pools
+
+    asked = [q["question"] for q in bench_questions(100)]
+    assert len(set(asked)) == 100
+    pools = _pools()
+    for name in ("ordinary", "red"):
+        assert len(pools[name]) == len(set(pools[name])) >= 200 and not set(WARM_UP) & set(pools[name])
+    assert not set(pools["ordinary"]) & set(pools["red"])
