@@ -184,12 +184,12 @@ class Triage:
                     continue
                 if self._denied(name, reading, first, last, m.group(0)):
                     continue
-                clause_tokens = [i for i, c in enumerate(reading.clauses) if c == clause]
+                clause_tokens = reading.clause_tokens(clause)
                 clause_words = {reading.tokens[i].text for i in clause_tokens}
                 if concept.knee_only and clause_words & _OTHER_PARTS and not clause_words & _KNEE_WORDS:
                     continue
                 if concept.anchor and not any(reading.tokens[i].text in _ANCHOR_WORDS
-                                              for i, x in enumerate(reading.sentences) if x == sentence):
+                                              for i in reading.sentence_tokens(sentence)):
                     continue
                 if concept.unless is not None and any(
                         u.start() < m.end() and m.start() < u.end() and not _denied_at(reading, u.start())
@@ -381,7 +381,7 @@ def model_units(reading: Reading) -> list[tuple[str, list[str]]]:
     for s in sorted(set(reading.sentences)):
         if s in reading.hypothetical:
             continue
-        idx = [i for i, x in enumerate(reading.sentences) if x == s]
+        idx = reading.sentence_tokens(s)
         spans.append(idx)
         clauses = sorted({reading.clauses[i] for i in idx})
         if len(clauses) > 1:
