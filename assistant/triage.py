@@ -25,10 +25,10 @@ from typing import Callable
 
 import numpy as np
 
-from assistant.classifier import Detection, RedFlagClassifier
+from assistant.classifier import RedFlagClassifier
 from assistant.language import Reading, Speller, ages, cue_at, english_words, model_vocabulary, read
-from assistant.redflags import CONTRAST, LEVEL_RANK, Row, Table, load_table, phrase_regex
-from assistant.scope import REFUSALS, scope_refusal
+from assistant.redflags import LEVEL_RANK, Row, Table, load_table, phrase_regex
+from assistant.scope import scope_refusal
 from assistant.vocabulary import vocabulary
 from knee.models import Escalation
 

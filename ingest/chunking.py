@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import lru_cache
-from typing import Callable
 
 from ingest.loaders import Article
 from knee.models import Chunk
