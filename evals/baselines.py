@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-
 from knee.config import Settings
 
 TEXTBOOK_CHUNK_SIZE = 1000
