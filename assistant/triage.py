@@ -167,8 +167,15 @@ class Triage:
         """The concepts a message states, as a report about someone now."""
         found: dict[str, list[Mention]] = {}
         joined = reading.joined
+        clause_words_of: dict[int, set[str]] = {}
         for name, concept in self.table.concepts.items():
+            unless: list | None = None  # the exceptions' places, found once per concept
             for m in _matches(concept.pattern, joined, reading):
+                if any(not x.weak for x in found.get(name, ())):
+                    # A concept stated plainly once is stated: later mentions change neither the
+                    # findings nor the mention shown (the first plain one). Without this stop a
+                    # message repeating "chest pain" for 20,000 characters took 20 s to read.
+                    break
                 first, last = reading.token_at(m.start()), reading.token_at(max(m.end() - 1, m.start()))
                 sentence = reading.sentences[first]
                 if reading.sentences[last] != sentence:
@@ -185,15 +192,19 @@ class Triage:
                 if self._denied(name, reading, first, last, m.group(0)):
                     continue
                 clause_tokens = reading.clause_tokens(clause)
-                clause_words = {reading.tokens[i].text for i in clause_tokens}
+                clause_words = clause_words_of.get(clause)
+                if clause_words is None:
+                    clause_words = clause_words_of[clause] = {reading.tokens[i].text for i in clause_tokens}
                 if concept.knee_only and clause_words & _OTHER_PARTS and not clause_words & _KNEE_WORDS:
                     continue
                 if concept.anchor and not any(reading.tokens[i].text in _ANCHOR_WORDS
                                               for i in reading.sentence_tokens(sentence)):
                     continue
-                if concept.unless is not None and any(
-                        u.start() < m.end() and m.start() < u.end() and not _denied_at(reading, u.start())
-                        for u in _matches(concept.unless, joined, reading)):
+                if concept.unless is not None and unless is None:
+                    unless = [(u.start(), u.end()) for u in _matches(concept.unless, joined, reading)]
+                if unless and any(
+                        start < m.end() and m.start() < end and not _denied_at(reading, start)
+                        for start, end in unless):
                     continue  # an exception overlaps the words ("locked out", "collapsed on the sofa")
                 if concept.unless_in_clause is not None and self._exception_in_clause(concept, reading, clause_tokens):
                     continue
@@ -371,6 +382,22 @@ class Triage:
         )
 
 
+# The learned detector reads a unit only when at least this share of its words are English words
+# (after spelling correction): it was trained on English clauses and reads nothing in a string of
+# unknown tokens, while embedding one costs up to ~0.2 s (a 2,000-character run of junk: the
+# slowest fuzz examples). Half: typo-heavy messages ("my kneee is swolen n hot, cnt walk") keep
+# well above it once corrected; junk and other languages fall far below. The rules read every unit.
+ENGLISH_SHARE = 0.5
+
+
+def mostly_english(tokens: list[str]) -> bool:
+    words = [t for t in tokens if t.isalpha()]
+    known = english_words()
+    if not words or not known:
+        return True  # nothing to judge by: the model reads it
+    return sum(w in known for w in words) >= ENGLISH_SHARE * len(words)
+
+
 def model_units(reading: Reading) -> list[tuple[str, list[str]]]:
     """What the learned detector scores: each sentence and each clause of a message (in the user's
     words, with its normalised tokens) that describes someone now: not hypothetical or general, not
@@ -398,6 +425,8 @@ def model_units(reading: Reading) -> list[tuple[str, list[str]]]:
             idx_text_end = idx[-1]
         tokens = [reading.tokens[i].text for i in idx]
         if sum(t.isalnum() or "'" in t for t in tokens) < MIN_UNIT_WORDS:
+            continue
+        if not mostly_english(tokens):
             continue
         if any(reading.negated_by[i] is not None for i in idx) or any(reading.clauses[i] in reading.past for i in idx):
             continue

@@ -355,3 +355,25 @@ def test_an_earlier_versions_red_flags_still_escalate(triage, embed, row, messag
 @pytest.mark.parametrize("message", EARLIER_TWINS)
 def test_an_earlier_versions_benign_twins_are_answered(triage, embed, message):
     assert check(triage, embed, message).escalation is None, message
+
+
+# Written for the learned detector's English gate (assistant.triage.mostly_english): typo-heavy
+# red flags the model still reads, and junk it no longer embeds.
+@pytest.mark.parametrize("message", [
+    "my kneee is swolen n hot n i cnt walk on it, feel feverish",
+    "knee gave way n now its massivly swolen, cant bare weight on it at all",
+    "calf is swolen n tender n i'm a bit breathles since the long flite",
+])
+def test_typo_heavy_red_flags_are_read_by_the_model_and_escalate(triage, embed, message):
+    from assistant.triage import model_units
+
+    assert model_units(triage.read(message)), "the learned detector should read this message"
+    assert check(triage, embed, message).escalation is not None
+
+
+def test_junk_is_not_given_to_the_model_and_repeated_red_flags_still_escalate(triage, embed):
+    from assistant.triage import model_units
+
+    assert model_units(triage.read("qzx vlorp ïZ kwemb trazzle fnordly glimp " * 20)) == []
+    # Read once per concept: a message repeating a red flag for 20,000 characters (20 s before).
+    assert check(triage, embed, "chest pain " * 2000).escalation is not None
