@@ -106,7 +106,28 @@ def looks_english(text: str) -> bool:
     words = re.findall(r"[a-zA-Z']+", sample)
     if len(words) <= 3:
         return True  # too short to judge: "knee pain?" is English enough
-    return len(_ENGLISH.findall(sample)) / len(words) >= 0.12
+    if len(_ENGLISH.findall(sample)) / len(words) >= 0.12:
+        return True
+    # A terse message with few of those small words ("no swelling, no locking, just achy kneecaps
+    # after parkrun. any tips?" has none) is English when most of its words are English words.
+    return english_share(sample) >= ENGLISH_WORD_SHARE
+
+
+# The share of a message's words (abbreviations such as "ITB" left out) that are English words,
+# above which it is English whatever its small words. Chosen between what was measured on terse
+# English messages (0.8-1.0) and on knee questions in Spanish, French, German, Italian, Dutch,
+# Portuguese and Polish (0.0-0.4; the same words are in several languages).
+ENGLISH_WORD_SHARE = 0.6
+
+
+def english_share(text: str) -> float:
+    from assistant.language import english_words
+
+    known = english_words()
+    words = [w.lower() for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text) if not (w.isupper() and len(w) > 1)]
+    if not words or not known:
+        return 0.0
+    return sum(w in known for w in words) / len(words)
 
 
 def user_turns(history: Any, turns: int = 10, chars: int = 2000) -> list[str]:

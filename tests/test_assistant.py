@@ -191,6 +191,27 @@ def test_bad_input_gets_a_clear_answer(assistant, message, refusal):
     assert answer.answer and "Traceback" not in answer.answer
 
 
+# Written when "no swelling, no locking, no giving way, just achy kneecaps after parkrun. any tips?"
+# was refused as not English (none of its words is a small English word such as "the" or "my").
+@pytest.mark.parametrize("message", [
+    "no swelling or locking, just a sore kneecap after runs. any advice?",
+    "sore kneecaps after hills, stairs worse. suggestions?",
+    "achy kneecap going downhill. remedies?",
+])
+def test_a_terse_english_message_is_english(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.refusal != "not_english", answer.answer
+
+
+@pytest.mark.parametrize("message", [
+    "j'ai mal au genou quand je cours, que faire?",
+    "mein Knie tut weh wenn ich laufe, was soll ich tun?",
+    "mijn knie doet pijn als ik hardloop",
+])
+def test_another_language_is_still_not_english(assistant, message):
+    assert assistant.invoke({"question": message, "history": []}).refusal == "not_english"
+
+
 def test_a_long_message_with_a_red_flag_still_escalates(assistant):
     message = "I have been reading a lot. " * 2000 + "Today I fell and my knee looks deformed."
     answer = assistant.invoke({"question": message, "history": []})
