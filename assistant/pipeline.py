@@ -363,10 +363,11 @@ class Assistant(Runnable[dict, Answer]):
         if too_long:
             msg = TOO_LONG_TEXT.format(n=len(text), limit=s.max_question_chars)
             return self._finish(Answer(text[:2000], "refuse", msg, refusal="invalid_input"), started, timings)
+        # Markup or code with no words of a question in it is unreadable, not another language
+        # (and not English because "script" and "window" are English words).
+        if _MARKUP.search(text) and not _ENGLISH.search(_MARKUP.sub(" ", text)):
+            return self._finish(Answer(text, "refuse", UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
         if not looks_english(text):
-            # Markup or code with no words of a question in it is unreadable, not another language.
-            if _MARKUP.search(text) and not _ENGLISH.search(_MARKUP.sub(" ", text)):
-                return self._finish(Answer(text, "refuse", UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
             return self._finish(Answer(text, "refuse", NOT_ENGLISH_TEXT, refusal="not_english"), started, timings)
 
         read = read_message(text)
