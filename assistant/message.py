@@ -77,8 +77,34 @@ def content_words(text: str) -> list[str]:
     return [w.lower() for w in _CONTENT.findall(text) if w.lower() not in _STOP]
 
 
+# A story and its question in one sentence: "my GP mentioned ibuprofen but what exercises should I
+# do", "the doctor gave me naproxen but how long until I can run again?". The question starts after
+# "but", "so" or "and" at a question word (what, how, which, why), or at a verb that asks (should,
+# can, is ...) when the sentence ends with a question mark; what comes before it is story, and
+# holds no question of its own. ("... and is loving it.", "... and does gymnastics" are story.)
+_ASKS = r"(?:what|how|which|why)"
+_ASKS_IF_MARKED = r"(?:should|shall|can|could|is|are|do|does|will|would)"
+_EMBEDDED_QUESTION = re.compile(rf"\b(?:but|so|and)\s+(?={_ASKS}\b|{_ASKS_IF_MARKED}\b)", re.I)
+_ASKING_WORD = re.compile(rf"\b{_ASKS}\b|\?", re.I)
+
+
+def split_story(sentence: str) -> list[str]:
+    """[story, question] for a sentence that tells something, then asks; else [sentence]."""
+    if _QUESTION_WORD.match(sentence):
+        return [sentence]  # it opens by asking: "how long, and should I rest?" is one question
+    for m in _EMBEDDED_QUESTION.finditer(sentence):
+        story, question = sentence[: m.start()].strip(" ,;-"), sentence[m.end():].strip()
+        if _ASKING_WORD.search(story):
+            return [sentence]  # "...: what do the data show and how robust are they?" asks twice
+        if not re.match(_ASKS, question, re.I) and not sentence.rstrip().endswith("?"):
+            continue
+        if len(story.split()) >= 3 and content_words(question):
+            return [story, question]
+    return [sentence]
+
+
 def read_message(text: str) -> ReadMessage:
-    parts = sentences(text)
+    parts = [piece for s in sentences(text) for piece in split_story(s)]
     questions = [s for s in parts if is_question(s)]
     rest = [s for s in parts if s not in questions]
     story = len(parts) > 2 or len(text.split()) > 40

@@ -191,6 +191,20 @@ def test_bad_input_gets_a_clear_answer(assistant, message, refusal):
     assert answer.answer and "Traceback" not in answer.answer
 
 
+# Written for a story and its question in one sentence (assistant.message.split_story), after
+# "my GP mentioned ibuprofen for my runners knee but what exercises should i do" was answered
+# about painkillers and "...gave me naproxen for it but how long until I can run again" refused.
+@pytest.mark.parametrize("message", [
+    "my GP mentioned ibuprofen for my runners knee but what exercises should i do",
+    "the doctor gave me naproxen for it but how long until I can run again",
+    "the pharmacist said paracetamol is fine so how do I stop it coming back?",
+])
+def test_a_medicine_in_the_story_part_of_a_sentence_is_not_the_question(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert not re.search(r"painkiller|NSAID|anti-inflammator", answer.answer, re.I), answer.answer
+
+
 # Written when "no swelling, no locking, no giving way, just achy kneecaps after parkrun. any tips?"
 # was refused as not English (none of its words is a small English word such as "the" or "my").
 @pytest.mark.parametrize("message", [
