@@ -86,6 +86,12 @@ _ASKS = r"(?:what|how|which|why)"
 _ASKS_IF_MARKED = r"(?:should|shall|can|could|is|are|do|does|will|would)"
 _EMBEDDED_QUESTION = re.compile(rf"\b(?:but|so|and)\s+(?={_ASKS}\b|{_ASKS_IF_MARKED}\b)", re.I)
 _ASKING_WORD = re.compile(rf"\b{_ASKS}\b|\?", re.I)
+# The question is split from its story only when it does not lean back on the story: "...gave me
+# naproxen but how many can I take a day?" asks about the naproxen (and is refused as a dose
+# question), "...so is it safe to run on it?" about what came before.
+_LEANS_BACK = re.compile(
+    r"\b(?:it|its|it's|them|they|these|those|that|this|ones?|how many|how much|take|taking|dose|doses|dosage|at once|a day|mg)\b",
+    re.I)
 
 
 def split_story(sentence: str) -> list[str]:
@@ -98,6 +104,8 @@ def split_story(sentence: str) -> list[str]:
             return [sentence]  # "...: what do the data show and how robust are they?" asks twice
         if not re.match(_ASKS, question, re.I) and not sentence.rstrip().endswith("?"):
             continue
+        if _LEANS_BACK.search(question):
+            return [sentence]
         if len(story.split()) >= 3 and content_words(question):
             return [story, question]
     return [sentence]
