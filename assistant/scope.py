@@ -40,7 +40,10 @@ _ASKS_MEDICINE = re.compile(
     # Choosing between medicines, or when and whether to take one ("voltaren gel or ibuprofen
     # tablets?", "better to take painkillers before or after a run?", "should I be taking ...").
     r"|better than|or|vs|versus|instead of|rather than|compared (?:to|with)"
-    r"|(?:better|best|ok|okay|safe|fine|wise|worth|when|whether) to take|(?:before|after) (?:taking|i take)|(?:be|start|keep) taking)\b"
+    r"|(?:better|best|ok|okay|safe|fine|wise|worth|when|whether) to take|(?:before|after) (?:taking|i take)|(?:be|start|keep) taking"
+    # Whether to run on it: "I was given tramadol, is it safe to run on it?" (a painkiller can hide
+    # what the knee says; the prescriber answers that).
+    r"|(?:run|running|race|racing|train|training|exercise|exercising|play|playing|do (?:my|a|the) \w+(?: \w+)?) on (?:it|them|these|those|that))\b"
 )
 # A question that leans on a medicine named only in the story: a change of dose ("can I bump it up
 # to three times?"), or whether "it" is a good idea ("the doctor wants to give me an injection ... is
