@@ -412,3 +412,15 @@ def test_an_answer_to_two_questions_never_says_a_sentence_twice(assistant, messa
     sentences = [" ".join(s.split()).lower() for s in re.findall(r"[^\[\]]+?\[\d+\]", answer.answer)]
     assert answer.behavior == "answer" and sentences, answer
     assert len(sentences) == len(set(sentences)), answer.answer
+
+
+# Written for the synonym of knee noises (assistant/vocabulary.yaml): people say creak, crunch and
+# crackle where the articles say "clicking or grinding".
+@pytest.mark.parametrize("message", [
+    "my knee creaks going upstairs, is that damage?",
+    "crunchy noise from my kneecap when squatting, should I worry?",
+    "kneecaps crackle when I bend them, is that arthritis?",
+])
+def test_knee_noises_in_other_words_find_the_clicking_answer(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert "clicking or grinding" in answer.answer.lower(), answer.answer
