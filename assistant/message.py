@@ -29,10 +29,17 @@ VAGUE_QUESTION_WORDS = 3
 
 _QUESTION_WORD = re.compile(
     r"^\s*(?:so|and|but|also|ok|okay|well|hi|hello|honestly|basically|anyway|please)?[,\s]*"
+    # "anyway quick q how many sets ...", "question: can I ...", "one more thing, should I ..."
+    r"(?:(?:quick|random|silly|stupid|dumb|one more|another|last) (?:q|qn|question|thing)|question|q)?[:,\s]*"
     r"(?:what|what's|whats|how|how's|why|when|where|which|who|should|shall|is|are|am|was|do|does|did|can|could|would|will"
     r"|have|has|any|anyone|anybody|would|might|may|isn't|aren't|doesn't|don't|won't|can't)\b",
     re.I,
 )
+# What opens a question without being part of it ("random q, are clams or bridges better?"):
+# left out of what is searched, where its words only blur the question.
+_OPENER = re.compile(
+    r"^\s*(?:(?:so|and|but|ok|okay|anyway|also)[,\s]+)?(?:(?:quick|random|silly|stupid|dumb|one more|another|last) (?:q|qn|question|thing)\s*[:,.-]?\s+|(?:question|q)\s*[:,.-]\s*)",
+    re.I)
 _REQUEST = re.compile(
     r"\b(?:any (?:advice|tips|ideas|help|suggestions|thoughts)|advice (?:please|welcome|needed|appreciated)|help me|please help|help please"
     r"|tell me|let me know|i (?:want|would like|need) to know|i(?:'m| am) wondering|i wonder|recommend|what do you (?:think|reckon|suggest))\b",
@@ -41,6 +48,7 @@ _REQUEST = re.compile(
 # What the knowledge base can use from a story: where it hurts, when, with what, for how long,
 # what was tried. Words of runner's knee as people tell it.
 _FACT_WORDS = vocabulary()["story_facts"]  # assistant/vocabulary.yaml
+_KNEE_WORLD = vocabulary()["knee_world"]
 _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
     """what what's whats how why when where which should would could does doing have been this that with your about
@@ -122,10 +130,12 @@ def read_message(text: str) -> ReadMessage:
             return ReadMessage([Asked(text.strip(), text.strip())])
         questions, rest = [parts[-1]], parts[:-1]
     facts = _facts(rest)
-    chosen = _choose(questions)
+    chosen = [_OPENER.sub("", q, count=1) or q for q in _choose(questions)]
     asked = []
     for q in chosen:
-        needs_facts = story or len(content_words(q)) < VAGUE_QUESTION_WORDS
+        # A question that names nothing of the knee's world ("worth seeing someone yet or just give
+        # it time?", "fine to keep going?") asks about the story around it.
+        needs_facts = story or len(content_words(q)) < VAGUE_QUESTION_WORDS or not _KNEE_WORLD.search(q)
         query = " ".join([q] + facts) if needs_facts and facts else q
         asked.append(Asked(q, query))
     return ReadMessage(asked, facts, max(0, len(questions) - len(chosen)), story)

@@ -424,3 +424,29 @@ def test_an_answer_to_two_questions_never_says_a_sentence_twice(assistant, messa
 def test_knee_noises_in_other_words_find_the_clicking_answer(assistant, message):
     answer = assistant.invoke({"question": message, "history": []})
     assert "clicking or grinding" in answer.answer.lower(), answer.answer
+
+
+# Written for questions that name nothing of the knee after a knee story (they take the story's
+# facts), small pains by name (niggle, twinge) and openers ("random q, ..."), after such messages
+# were met with "my knowledge base does not cover that".
+@pytest.mark.parametrize("message", [
+    "front of my knee aches after every long run lately. is it time to see a professional?",
+    "my kneecap has been sore on runs for a fortnight. should I get it looked at or wait?",
+    "started getting pain behind my knee cap when running downhill. ok to carry on?",
+    "just a twinge at the front of the knee on long runs, nothing major. keep running?",
+    "small niggle under my kneecap after hill sessions, should I back off?",
+    "random q, are clams or bridges better?",
+    "one more question: how often should I do step-ups?",
+])
+def test_a_short_question_after_a_knee_story_is_answered(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+
+
+def test_an_opener_is_not_part_of_the_question():
+    from assistant.message import read_message
+
+    assert [a.question for a in read_message("random q, are clams or bridges better?").asked] == ["are clams or bridges better?"]
+    assert [a.question for a in read_message("Question: is it runner's knee?").asked] == ["is it runner's knee?"]
+    # "question" as a word of the sentence stays
+    assert read_message("Question about my knee: does it get better?").asked[0].question.startswith("Question about")
