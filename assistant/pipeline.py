@@ -50,7 +50,12 @@ STORE_DOWN_TEXT = (
 # Follow-ups lean on an earlier turn: "how many reps of those?", "and for the calves?", "what
 # about taping?". A question that names what it asks about is self-contained, whatever came before
 # ("How much pain is OK when running?" is not a follow-up).
-_FOLLOW_UP_START = re.compile(r"^\s*(?:and|or|but|so|also|then|what about|how about|and what|same for|ok and|okay and)\b", re.I)
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(?:and|or|but|so|also|then|what about|how about|and what|same for|ok and|okay and|why not|why's that|how come"
+    r"|(?:thanks|thank you|cool|fair enough|ok|okay|right|great)[,.!]*\s+(?:and|but|so|what|how|why|is|does|do|can|should|will)\b)\b", re.I)
+# ... or ends on a word that points back: "is it worth buying one though?", "what about hills
+# then?", "does that apply to walking too?".
+_FOLLOW_UP_END = re.compile(r"\b(?:though|then|too|as well)\s*[?.!]*\s*$", re.I)
 _ANAPHOR = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above)\b", re.I)
 # At most this many content words, and a word that points back: a follow-up.
 FOLLOW_UP_WORDS = 2
@@ -190,7 +195,8 @@ def is_follow_up(question: str) -> bool:
     from assistant.message import content_words
 
     words = content_words(question)
-    return bool(_FOLLOW_UP_START.match(question)) or (bool(_ANAPHOR.search(question)) and len(words) <= FOLLOW_UP_WORDS)
+    return (bool(_FOLLOW_UP_START.match(question)) or bool(_FOLLOW_UP_END.search(question))
+            or (bool(_ANAPHOR.search(question)) and len(words) <= FOLLOW_UP_WORDS))
 
 
 # At most this many content words in a question whose subject is a pronoun: the follow-up limit's

@@ -450,3 +450,19 @@ def test_an_opener_is_not_part_of_the_question():
     assert [a.question for a in read_message("Question: is it runner's knee?").asked] == ["is it runner's knee?"]
     # "question" as a word of the sentence stays
     assert read_message("Question about my knee: does it get better?").asked[0].question.startswith("Question about")
+
+
+# Written for follow-ups marked by "though"/"then" at the end or "why not?" at the start, after
+# "what counts as a flare though?" (after a walk-run plan) was met with "my knowledge base does not
+# cover that". A self-contained question stays itself (tests above).
+@pytest.mark.parametrize("earlier, question, expected", [
+    ("can I keep running with runner's knee?", "what about hills though?", r"hills"),
+    ("can I get surgery for runner's knee?", "why not? my mate had it done", r"surgery|arthroscopy"),
+    ("does foam rolling help runner's knee?", "is it worth buying one though?", r"foam roller|mobility"),
+])
+def test_a_follow_up_marked_at_its_end_or_start_leans_on_the_earlier_question(assistant, earlier, question, expected):
+    from assistant.pipeline import is_follow_up
+
+    assert is_follow_up(question)
+    answer = assistant.invoke({"question": question, "history": [{"role": "user", "content": earlier}]})
+    assert answer.behavior == "answer" and re.search(expected, answer.answer, re.I), answer.answer
