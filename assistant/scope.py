@@ -60,6 +60,9 @@ _JUDGES_IT = re.compile(
 _OTHER_SUBJECT = _WORDS["care_not_medicine"]
 _OTHER_PARTS = _WORDS["other_body_parts"]
 _OTHER_CONDITIONS = _WORDS["other_conditions"]
+_STRENGTH_WORK = _WORDS["strength_work"]
+_TRAINED_GROUPS = _WORDS["trained_muscle_groups"]
+_SYMPTOMS = _WORDS["symptoms"]
 # Other knee conditions and operations the knowledge base does not cover: refused even though
 # they mention the knee (a composer answer would stitch runner's-knee passages onto them).
 _OTHER_KNEE_CARE = re.compile(
@@ -97,8 +100,16 @@ REFUSALS = {
 }
 
 
-def _other_topic(text: str) -> bool:
-    return bool(_OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text)) and not _KNEE_TOPIC.search(text)
+def _other_topic(text: str, message: str | None = None) -> bool:
+    """`text` names another body part or condition, and not the knee. `message`: the whole message,
+    for the symptoms that make training a muscle group a question about that part after all."""
+    if _KNEE_TOPIC.search(text):
+        return False
+    if _OTHER_CONDITIONS.search(text):
+        return True
+    if _STRENGTH_WORK.search(text) and not _SYMPTOMS.search(message or text):
+        text = _TRAINED_GROUPS.sub(" ", text)  # training the hips or calves, not a problem of theirs
+    return bool(_OTHER_PARTS.search(text))
 
 
 def _names_a_part(text: str) -> bool:
@@ -119,7 +130,7 @@ def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
         return "medication"
     if _UNRELATED_TASK.search(questions):
         return "unrelated"
-    if _other_topic(questions):
+    if _other_topic(questions, text):
         return "out_of_scope"
     # "Pain in my hip and groin when I run... should I rest or see a doctor?": the question names
     # no body part, so the story says what it is about.

@@ -466,3 +466,18 @@ def test_a_follow_up_marked_at_its_end_or_start_leans_on_the_earlier_question(as
     assert is_follow_up(question)
     answer = assistant.invoke({"question": question, "history": [{"role": "user", "content": earlier}]})
     assert answer.behavior == "answer" and re.search(expected, answer.answer, re.I), answer.answer
+
+
+# Written for scope's trained muscle groups (assistant/vocabulary.yaml), after "Can I just do calf
+# work instead of all the hip and glute stuff?" was refused as a question about another body part.
+@pytest.mark.parametrize("message, behavior", [
+    ("should I strengthen my calves or my hips first?", "answer"),
+    ("can I do calf work instead of hip exercises?", "answer"),
+    ("are hip exercises really needed?", "answer"),
+    ("I have hip pain, what exercises help?", "refuse"),  # a symptom of the hip: another body part
+    ("Rolled my ankle 3 weeks ago, it feels wobbly. What ankle exercises should I do?", "refuse"),
+    ("tennis elbow from work. any exercises? it's killing me", "refuse"),
+])
+def test_training_a_muscle_group_is_in_scope_a_problem_of_another_part_is_not(assistant, message, behavior):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == behavior, answer.answer
