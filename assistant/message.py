@@ -49,6 +49,7 @@ _REQUEST = re.compile(
 # what was tried. Words of runner's knee as people tell it.
 _FACT_WORDS = vocabulary()["story_facts"]  # assistant/vocabulary.yaml
 _KNEE_WORLD = vocabulary()["knee_world"]
+_SPELL_OUT = vocabulary().spell_out  # abbreviations the embedding model does not know
 _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
     """what what's whats how why when where which should would could does doing have been this that with your about
@@ -127,7 +128,7 @@ def read_message(text: str) -> ReadMessage:
     if not questions:
         # No sentence asks: the message is the question (short), or its last sentence is (long).
         if not story:
-            return ReadMessage([Asked(text.strip(), text.strip())])
+            return ReadMessage([Asked(_SPELL_OUT(text.strip()), _SPELL_OUT(text.strip()))])
         questions, rest = [parts[-1]], parts[:-1]
     facts = _facts(rest)
     chosen = [_OPENER.sub("", q, count=1) or q for q in _choose(questions)]
@@ -137,7 +138,7 @@ def read_message(text: str) -> ReadMessage:
         # it time?", "fine to keep going?") asks about the story around it.
         needs_facts = story or len(content_words(q)) < VAGUE_QUESTION_WORDS or not _KNEE_WORLD.search(q)
         query = " ".join([q] + facts) if needs_facts and facts else q
-        asked.append(Asked(q, query))
+        asked.append(Asked(_SPELL_OUT(q), _SPELL_OUT(query)))
     return ReadMessage(asked, facts, max(0, len(questions) - len(chosen)), story)
 
 

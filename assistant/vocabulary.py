@@ -71,13 +71,31 @@ class Synonym:
 
 
 @dataclass(frozen=True)
+class Abbreviation:
+    pattern: re.Pattern[str]  # the abbreviation as a whole word, any case
+    meaning: str
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     lists: dict[str, re.Pattern[str]]
     synonyms: tuple[Synonym, ...]
     word_sets: dict[str, frozenset[str]]
+    abbreviations: tuple[Abbreviation, ...] = ()
 
     def __getitem__(self, name: str) -> re.Pattern[str]:
         return self.lists[name]
+
+    def spell_out(self, text: str) -> str:
+        """The text with each abbreviation followed by its meaning ("PFP" -> "PFP (patellofemoral
+        pain)"), unless the meaning is already there: the embedding model does not know them. Kept
+        beside the abbreviation, which BM25 matches in the articles: replaced by its meaning, dev
+        held 391 facts of 536, against 396 this way and 397 without spelling out (which abstained
+        on "is dry needling any good for PFP?")."""
+        for a in self.abbreviations:
+            if a.meaning.lower() not in text.lower():
+                text = a.pattern.sub(lambda m: f"{m.group(0)} ({a.meaning})", text)
+        return text
 
 
 def parse_vocabulary(data: Any) -> Vocabulary:
@@ -111,7 +129,12 @@ def parse_vocabulary(data: Any) -> Vocabulary:
     missing = [n for n in REQUIRED_WORD_SETS if n not in word_sets]
     if missing:
         raise VocabularyError(f"missing word set(s): {', '.join(missing)}")
-    return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets)
+    abbreviations = []
+    for abbr, meaning in (data.get("abbreviations") or {}).items():
+        if not isinstance(abbr, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9&]*", abbr) or not isinstance(meaning, str) or not meaning.strip():
+            raise VocabularyError(f"abbreviation {abbr!r}: expected `ABBR: its meaning in words`")
+        abbreviations.append(Abbreviation(re.compile(rf"\b{re.escape(abbr)}\b", re.I), meaning.strip()))
+    return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets, abbreviations=tuple(abbreviations))
 
 
 def load_vocabulary_file(path: Path) -> Vocabulary:

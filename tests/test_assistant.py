@@ -481,3 +481,13 @@ def test_a_follow_up_marked_at_its_end_or_start_leans_on_the_earlier_question(as
 def test_training_a_muscle_group_is_in_scope_a_problem_of_another_part_is_not(assistant, message, behavior):
     answer = assistant.invoke({"question": message, "history": []})
     assert answer.behavior == behavior, answer.answer
+
+
+# Written for abbreviations the embedding model does not know (vocabulary.yaml, abbreviations).
+@pytest.mark.parametrize("message", [
+    "Is dry needling any good for PFP?",
+    "does acupuncture help PFPS?",
+    "ITB pain vs PFP, how do I tell?",
+])
+def test_a_question_in_abbreviations_is_answered(assistant, message):
+    assert assistant.invoke({"question": message, "history": []}).behavior == "answer"

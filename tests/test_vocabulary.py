@@ -103,3 +103,12 @@ def test_a_broken_file_names_its_path(tmp_path):
     assert str(path) in str(caught.value)
     with pytest.raises(VocabularyError, match="cannot read"):
         load_vocabulary_file(tmp_path / "missing.yaml")
+
+
+def test_abbreviations_are_spelled_out_once():
+    from assistant.vocabulary import vocabulary
+
+    v = vocabulary()
+    assert v.spell_out("Is dry needling any good for PFP?") == "Is dry needling any good for PFP (patellofemoral pain)?"
+    assert v.spell_out("patellofemoral pain (PFP) in runners") == "patellofemoral pain (PFP) in runners"
+    assert v.spell_out("a pfp question") == "a pfp (patellofemoral pain) question"
