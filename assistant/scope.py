@@ -41,6 +41,8 @@ _ASKS_MEDICINE = re.compile(
     # tablets?", "better to take painkillers before or after a run?", "should I be taking ...").
     r"|better than|or|vs|versus|instead of|rather than|compared (?:to|with)"
     r"|(?:better|best|ok|okay|safe|fine|wise|worth|when|whether) to take|(?:before|after) (?:taking|i take)|(?:be|start|keep) taking"
+    # more of it: "is it ok to double up on naproxen before a long run?"
+    r"|double up|double (?:the|my) dose|up the dose|(?:an )?extra (?:dose|doses|tablet|tablets|pill|pills)"
     # Whether to run on it: "I was given tramadol, is it safe to run on it?" (a painkiller can hide
     # what the knee says; the prescriber answers that).
     r"|(?:run|running|race|racing|train|training|exercise|exercising|play|playing|do (?:my|a|the) \w+(?: \w+)?) on (?:it|them|these|those|that))\b"
