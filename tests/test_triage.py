@@ -377,3 +377,26 @@ def test_junk_is_not_given_to_the_model_and_repeated_red_flags_still_escalate(tr
     assert model_units(triage.read("qzx vlorp ïZ kwemb trazzle fnordly glimp " * 20)) == []
     # Read once per concept: a message repeating a red flag for 20,000 characters (20 s before).
     assert check(triage, embed, "chest pain " * 2000).escalation is not None
+
+
+# Written after "kneecap popped out to the side" was read as "popped out to [the shops]" (an
+# exception of the deformed concept) and "went down awkwardly" was no injury: both escalated one
+# level too low. New phrasings, and the lookalikes the exception is for.
+@pytest.mark.parametrize("message, row", [
+    ("my kneecap popped out to the outside during dance class and hasn't gone back", "deformed_knee"),
+    ("son's knee cap popped out to one side in a tackle, looks really wrong", "deformed_knee"),
+    ("went down badly in the hockey match and my knee is locked bent", "locked_after_injury"),
+    ("went down in a heap at training, knee won't straighten now", "locked_after_injury"),
+    ("went down funny on a tackle and my knee's stuck", "locked_after_injury"),
+])
+def test_popped_out_to_the_side_and_went_down_awkwardly(triage, embed, message, row):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == row and esc.level == "emergency", (message, esc and esc.rule)
+
+
+@pytest.mark.parametrize("message", [
+    "popped out to the shops and my kneecap aches on the stairs",
+    "popped out to get milk, knee sore going downhill",
+])
+def test_popped_out_as_went_out_is_no_red_flag(triage, embed, message):
+    assert check(triage, embed, message).escalation is None
