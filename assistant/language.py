@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 # --------------------------------------------------------------------------- words
@@ -230,6 +230,15 @@ def english_words() -> frozenset[str]:
         return frozenset()
 
 
+def english_share(words: list[str]) -> float | None:
+    """The share of these (lower-case) words that are English words; None when there is nothing to
+    judge by (no words, or the word list cannot be read)."""
+    known = english_words()
+    if not words or not known:
+        return None
+    return sum(w in known for w in words) / len(words)
+
+
 @lru_cache(maxsize=4)
 def model_vocabulary(model_path: str) -> frozenset[str]:
     """Whole words of the embedding model's WordPiece vocabulary (about 24,000 English words)."""
@@ -432,6 +441,14 @@ _PEOPLE = frozenset(
 )
 
 
+def _positions(ids: list[int]) -> dict[int, list[int]]:
+    """Each id -> the positions where it occurs, in order."""
+    positions: dict[int, list[int]] = {}
+    for i, x in enumerate(ids):
+        positions.setdefault(x, []).append(i)
+    return positions
+
+
 @dataclass
 class Reading:
     """A message read for triage."""
@@ -450,22 +467,21 @@ class Reading:
 
     def clause_tokens(self, clause: int) -> list[int]:
         """The indices of the clause's tokens, in order."""
-        return self._groups("_by_clause", self.clauses).get(clause, [])
+        return self._by_clause.get(clause, [])
 
     def sentence_tokens(self, sentence: int) -> list[int]:
         """The indices of the sentence's tokens, in order."""
-        return self._groups("_by_sentence", self.sentences).get(sentence, [])
+        return self._by_sentence.get(sentence, [])
 
-    def _groups(self, name: str, ids: list[int]) -> dict[int, list[int]]:
-        # Built once per reading: scanning every token for each clause made a long message
-        # quadratic (20,000 characters: 2 s of a 4 s triage, profiled).
-        groups = self.__dict__.get(name)
-        if groups is None:
-            groups = {}
-            for i, x in enumerate(ids):
-                groups.setdefault(x, []).append(i)
-            self.__dict__[name] = groups
-        return groups
+    # Grouped once per reading: scanning every token for each clause made a long message
+    # quadratic (20,000 characters: 2 s of a 4 s triage, profiled).
+    @cached_property
+    def _by_clause(self) -> dict[int, list[int]]:
+        return _positions(self.clauses)
+
+    @cached_property
+    def _by_sentence(self) -> dict[int, list[int]]:
+        return _positions(self.sentences)
 
     def token_at(self, char: int) -> int:
         """Index of the token that covers position `char` of `joined`."""

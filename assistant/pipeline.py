@@ -18,6 +18,7 @@ import numpy as np
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
+from assistant.language import english_share
 from assistant.message import read_message
 from assistant.retrieve import HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
@@ -115,24 +116,16 @@ def looks_english(text: str) -> bool:
         return True
     # A terse message with few of those small words ("no swelling, no locking, just achy kneecaps
     # after parkrun. any tips?" has none) is English when most of its words are English words.
-    return english_share(sample) >= ENGLISH_WORD_SHARE
+    # Abbreviations such as "ITB" are left out: they are no word of any language.
+    words = [w.lower() for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", sample) if not (w.isupper() and len(w) > 1)]
+    return (english_share(words) or 0.0) >= ENGLISH_WORD_SHARE
 
 
-# The share of a message's words (abbreviations such as "ITB" left out) that are English words,
-# above which it is English whatever its small words. Chosen between what was measured on terse
-# English messages (0.8-1.0) and on knee questions in Spanish, French, German, Italian, Dutch,
-# Portuguese and Polish (0.0-0.4; the same words are in several languages).
+# The share of a message's words that are English words, above which it is English whatever its
+# small words. Chosen between what was measured on terse English messages (0.8-1.0) and on knee
+# questions in Spanish, French, German, Italian, Dutch, Portuguese and Polish (0.0-0.4; the same
+# words are in several languages).
 ENGLISH_WORD_SHARE = 0.6
-
-
-def english_share(text: str) -> float:
-    from assistant.language import english_words
-
-    known = english_words()
-    words = [w.lower() for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text) if not (w.isupper() and len(w) > 1)]
-    if not words or not known:
-        return 0.0
-    return sum(w in known for w in words) / len(words)
 
 
 def user_turns(history: Any, turns: int = 10, chars: int = 2000) -> list[str]:

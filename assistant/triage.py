@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.classifier import RedFlagClassifier
-from assistant.language import Reading, Speller, ages, cue_at, english_words, model_vocabulary, read
+from assistant.language import Reading, Speller, ages, cue_at, english_share, english_words, model_vocabulary, read
 from assistant.redflags import LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import scope_refusal
 from assistant.vocabulary import vocabulary
@@ -391,11 +391,8 @@ ENGLISH_SHARE = 0.5
 
 
 def mostly_english(tokens: list[str]) -> bool:
-    words = [t for t in tokens if t.isalpha()]
-    known = english_words()
-    if not words or not known:
-        return True  # nothing to judge by: the model reads it
-    return sum(w in known for w in words) >= ENGLISH_SHARE * len(words)
+    share = english_share([t for t in tokens if t.isalpha()])
+    return share is None or share >= ENGLISH_SHARE  # nothing to judge by: the model reads it
 
 
 def model_units(reading: Reading) -> list[tuple[str, list[str]]]:
