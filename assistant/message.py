@@ -27,10 +27,12 @@ MAX_FACT_WORDS = 30
 # A question with fewer content words than this leans on the story for what it asks about.
 VAGUE_QUESTION_WORDS = 3
 
+# "quick q", "random question", "one more thing": words that announce a question.
+_ANNOUNCES_A_QUESTION = r"(?:quick|random|silly|stupid|dumb|one more|another|last) (?:q|qn|question|thing)"
 _QUESTION_WORD = re.compile(
     r"^\s*(?:so|and|but|also|ok|okay|well|hi|hello|honestly|basically|anyway|please)?[,\s]*"
     # "anyway quick q how many sets ...", "question: can I ...", "one more thing, should I ..."
-    r"(?:(?:quick|random|silly|stupid|dumb|one more|another|last) (?:q|qn|question|thing)|question|q)?[:,\s]*"
+    rf"(?:{_ANNOUNCES_A_QUESTION}|question|q)?[:,\s]*"
     r"(?:what|what's|whats|how|how's|why|when|where|which|who|should|shall|is|are|am|was|do|does|did|can|could|would|will"
     r"|have|has|any|anyone|anybody|would|might|may|isn't|aren't|doesn't|don't|won't|can't)\b",
     re.I,
@@ -38,7 +40,7 @@ _QUESTION_WORD = re.compile(
 # What opens a question without being part of it ("random q, are clams or bridges better?"):
 # left out of what is searched, where its words only blur the question.
 _OPENER = re.compile(
-    r"^\s*(?:(?:so|and|but|ok|okay|anyway|also)[,\s]+)?(?:(?:quick|random|silly|stupid|dumb|one more|another|last) (?:q|qn|question|thing)\s*[:,.-]?\s+|(?:question|q)\s*[:,.-]\s*)",
+    rf"^\s*(?:(?:so|and|but|ok|okay|anyway|also)[,\s]+)?(?:{_ANNOUNCES_A_QUESTION}\s*[:,.-]?\s+|(?:question|q)\s*[:,.-]\s*)",
     re.I)
 _REQUEST = re.compile(
     r"\b(?:any (?:advice|tips|ideas|help|suggestions|thoughts)|advice (?:please|welcome|needed|appreciated)|help me|please help|help please"
