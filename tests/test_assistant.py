@@ -406,8 +406,6 @@ def test_shared_vectors_are_bounded_and_keep_the_most_recent():
     ],
 )
 def test_an_answer_to_two_questions_never_says_a_sentence_twice(assistant, message):
-    import re
-
     answer = assistant.invoke({"question": message, "history": []})
     sentences = [" ".join(s.split()).lower() for s in re.findall(r"[^\[\]]+?\[\d+\]", answer.answer)]
     assert answer.behavior == "answer" and sentences, answer
