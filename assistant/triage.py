@@ -120,6 +120,7 @@ class Triage:
         self._order = {r.id: i for i, r in enumerate(self._rows)}
         # The words that must be in a clause before the learned detector may raise each row.
         self._cues = {r.id: self._row_cues(r) for r in self._rows}
+        self._cue_exceptions = {r.id: r.model_cues_unless for r in self._rows}
         # Per concept: each phrase on its own, to tell the phrase's own words from words in a gap.
         self._phrases = {
             name: [(re.compile(phrase_regex(p)), _phrase_words(p)) for p in c.phrases] for name, c in self.table.concepts.items()
@@ -154,6 +155,10 @@ class Triage:
 
     def _has_cue(self, row_id: str, unit_tokens: list[str]) -> bool:
         words, prefixes = self._cues[row_id]
+        unless = self._cue_exceptions[row_id]
+        if unless is not None:
+            # The words of a `model_cues_unless` match are not cues ("my watch is dead").
+            unit_tokens = unless.sub(" ", " ".join(unit_tokens) + " ").split()
         joined = " " + " ".join(unit_tokens) + " "
         return any(t in words or (prefixes and t.startswith(prefixes)) for t in unit_tokens) or any(
             " " in w and f" {w} " in joined for w in words)
