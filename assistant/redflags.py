@@ -167,10 +167,17 @@ def substitute_groups(phrase: str, groups: dict[str, str]) -> str:
     return "".join(out)
 
 
+# `$`: where a clause ends: a punctuation token or the end of the message ("I give up on life $":
+# not "I give up on living room workouts"). Written as a word of its own or as an alternative.
+END = "$"
+_END = r"(?:[.;:!?,] |$)"
+
+
 def phrase_regex(phrase: str) -> str:
     """A phrase of the table as a regular expression over normalised tokens joined by single
     spaces (and ending with one): words match whole tokens; `word*` a token starting so; `a/b` either
-    word; `(a b|c)` either sequence; `[a/b]` optionally; `~` up to GAP_WORDS other tokens."""
+    word; `(a b|c)` either sequence; `[a/b]` optionally; `~` up to GAP_WORDS other tokens; `$` the
+    end of a clause."""
     out = ""
     for kind, item in _slots(phrase):
         if kind == "gap":
@@ -178,10 +185,13 @@ def phrase_regex(phrase: str) -> str:
         elif kind == "optional":
             out += "(?:" + _word_regex(item) + " )?"
         elif kind == "group":
-            alts = [" ".join(_word_regex(w) for w in alt.split()) for alt in item.split("|")]
-            if not all(alts):
+            alts = [_END if alt.strip() == END else " ".join(_word_regex(w) for w in alt.split()) + " "
+                    for alt in item.split("|")]
+            if not all(a.strip() for a in alts):
                 raise ValueError(f"empty alternative in ({item}) of {phrase!r}")
-            out += "(?:" + "|".join(alts) + ") "
+            out += "(?:" + "|".join(alts) + ")"
+        elif item == END:
+            out += _END
         else:
             out += _word_regex(item) + " "
     # Every token of the phrase is followed by its space (the joined message ends with one too), so
