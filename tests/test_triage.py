@@ -518,3 +518,24 @@ def test_a_phrase_can_end_at_the_end_of_a_clause():
     pattern = re.compile(phrase_regex("(give|gave) up on (life|living) $"))
     assert pattern.search("i give up on life ") and pattern.search("gave up on living . then ")
     assert not pattern.search("i give up on living room workouts ")
+
+
+# "Can't walk 4 steps" is the Ottawa rule's sign of a knee that needs checking; the exceptions for
+# stairs ("can't walk down the steps") and distance ("more than a mile") had cancelled it.
+@pytest.mark.parametrize("message", [
+    "fell on my knee running, it's bruised and I can't walk 4 steps",
+    "I fell over and now can't walk more than a few steps on that leg",
+    "tripped on the kerb, knee smashed, can't walk 3 steps without collapsing",
+])
+def test_cannot_walk_a_few_steps_after_an_injury_escalates(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule in ("no_weight_after_injury", "injury_needs_xray"), (message, esc and esc.rule)
+
+
+@pytest.mark.parametrize("message", [
+    "my knee aches after runs and I can't walk more than a mile without it hurting",
+    "I can't walk down the steps at work without my kneecap aching",
+    "can't walk up steps without knee pain, is it runners knee?",
+])
+def test_walking_far_or_on_steps_is_no_red_flag(triage, embed, message):
+    assert check(triage, embed, message).escalation is None, message
