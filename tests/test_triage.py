@@ -539,3 +539,25 @@ def test_cannot_walk_a_few_steps_after_an_injury_escalates(triage, embed, messag
 ])
 def test_walking_far_or_on_steps_is_no_red_flag(triage, embed, message):
     assert check(triage, embed, message).escalation is None, message
+
+
+# Toes or a foot that cannot be moved after a knee injury (the nerve the foot row is for), and
+# "after landing badly" as an injury like "landed badly": both were read as nothing.
+@pytest.mark.parametrize("message, row", [
+    ("i cant move my toes after landing badly on my knee", "foot_circulation"),
+    ("after the tackle my son can't wiggle his toes on that side", "foot_circulation"),
+    ("twisted my knee skiing and now I can't lift my foot up properly, it flops", "foot_circulation"),
+    ("landing badly on my knee, now it's stuck and won't straighten", "locked_after_injury"),
+])
+def test_a_foot_that_cannot_move_and_landing_badly(triage, embed, message, row):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
+
+
+@pytest.mark.parametrize("message", [
+    "I can't move my toes much in the morning because my feet are stiff, knee aches too",
+    "can't lift my foot high enough on stairs because my knee hurts",
+    "my knee hurts when landing hard from jumps, is that runner's knee?",
+])
+def test_stiff_feet_and_landing_technique_are_no_red_flag(triage, embed, message):
+    assert check(triage, embed, message).escalation is None, message
