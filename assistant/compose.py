@@ -93,8 +93,10 @@ class Composer:
         weight = {t: self.index.sparse.idf(t) for t in terms}
         return terms, weight, sum(weight.values()) or 1.0
 
-    def candidates(self, question: str, q: np.ndarray, passages: list[Passage]) -> dict[int, list[Candidate]]:
-        """Every sentence of every passage, scored against the question, by passage rank."""
+    def candidates(self, question: str, q: np.ndarray, passages: list[Passage],
+                   avoid: re.Pattern | None = None) -> dict[int, list[Candidate]]:
+        """Every sentence of every passage, scored against the question, by passage rank; `avoid`:
+        sentences it matches are left out (pain placed on another side of the knee)."""
         terms, weight, total = self._weights(question)
         banks = self.index.banks_for([p.key for p in passages])
         out: dict[int, list[Candidate]] = {}
@@ -108,6 +110,8 @@ class Composer:
                 norm = " ".join(text.split()).lower()
                 if norm in seen or text.rstrip().endswith("?") or len(text.split()) < 4:
                     continue
+                if avoid is not None and avoid.search(text):
+                    continue
                 seen.add(norm)
                 overlap = sum(weight[t] for t in terms & set(tokenize(text))) / total
                 score = float(r) + OVERLAP_WEIGHT * overlap - (DANGLING_PENALTY if _DANGLING.match(text) else 0.0)
@@ -117,10 +121,10 @@ class Composer:
     # -- choosing ---------------------------------------------------------------------------
 
     def compose_one(self, question: str, q: np.ndarray, passages: list[Passage], floor: float,
-                    max_words: int | None = None) -> Composed | None:
+                    max_words: int | None = None, avoid: re.Pattern | None = None) -> Composed | None:
         s = self.settings
         max_words = max_words or s.max_words
-        by_passage = self.candidates(question, q, passages)
+        by_passage = self.candidates(question, q, passages, avoid)
         if not by_passage:
             return None
         best_overall = max(c.score for cs in by_passage.values() for c in cs)
@@ -215,8 +219,29 @@ class Composer:
         s = self.settings
         return s.min_relevance if _ON_TOPIC.search(topic_text) else s.min_relevance_off_topic
 
-    def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "") -> tuple[str, list[Citation]] | None:
-        """Answers to up to two questions, one paragraph each, citations numbered across them."""
+    def place_sentence(self, q: np.ndarray, passages: list[Passage], names: re.Pattern,
+                       avoid: re.Pattern | None = None) -> tuple[str, Passage] | None:
+        """The sentence of `passages` closest to `q` that names a place on the knee (`names`), for
+        the note on where it hurts; None when none is relevant enough."""
+        best: tuple[float, str, Passage] | None = None
+        banks = self.index.banks_for([p.key for p in passages])
+        for p in passages:
+            bank = banks.get(p.key)
+            if bank is None or not len(bank.texts):
+                continue
+            for text, r in zip(bank.texts, bank.vectors @ q):
+                if not names.search(text) or (avoid is not None and avoid.search(text)) or _DANGLING.match(text):
+                    continue
+                if r >= self.settings.min_relevance and (best is None or r > best[0]):
+                    best = (float(r), text, p)
+        return (best[1], best[2]) if best else None
+
+    def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "",
+                     avoid: re.Pattern | None = None,
+                     place_note: tuple[tuple[str, Passage], re.Pattern] | None = None) -> tuple[str, list[Citation]] | None:
+        """Answers to up to two questions, one paragraph each, citations numbered across them.
+        `avoid`: sentences not to answer with; `place_note`: a sentence on where it hurts and the
+        place it names, added as a paragraph of its own when no sentence of the answer names it."""
         numbers: dict[str, int] = {}
         cited: list[Passage] = []
         paragraphs: list[str] = []
@@ -228,7 +253,7 @@ class Composer:
             return numbers[p.id]
 
         def compose_all(max_words: int | None) -> list[Composed]:
-            done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words)
+            done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid)
                     for question, q, passages, topic_text in parts]
             return [c for c in done if c is not None and c.sentences]  # nothing kept: abstain, never an empty answer
 
@@ -253,6 +278,10 @@ class Composer:
                 paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in fresh))
         if ref:
             paragraphs[-1] += f" {ref[0]} [{cite(ref[1])}]"
+        if place_note is not None:
+            (text, p), names = place_note
+            if not any(names.search(t) for c in composed for t, _ in c.sentences) and " ".join(text.split()).lower() not in shown:
+                paragraphs.append(f"{text} [{cite(p)}]")
         if note:
             paragraphs.append(note)
         citations = [

@@ -62,6 +62,7 @@ _ANAPHOR = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|
 FOLLOW_UP_WORDS = 2
 # A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
 _NAMES_SUBJECT = vocabulary()["named_subjects"]  # assistant/vocabulary.yaml
+_VOCABULARY = vocabulary()
 # "it", "this", "that" as what the question is about ("does it go away?", "is this serious?").
 _PRONOUN_SUBJECT = re.compile(r"\b(?:it|its|it's|this|that|they|these|those)\b", re.I)
 # "Is it OK to ...", "it's normal for ...", "would it be better if ...": an "it" that stands for
@@ -413,9 +414,15 @@ class Assistant(Runnable[dict, Answer]):
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
             t1 = time.perf_counter()
+        try:
+            avoid, place_note = self._places(text, vectors, timings)
+        except StoreError:
+            return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+        except Exception:
+            return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         t4 = time.perf_counter()
         try:
-            composed = self.composer.compose_many(parts)
+            composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note)
         except Exception:
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         timings["compose"] = (time.perf_counter() - t4) * 1000
@@ -427,6 +434,26 @@ class Assistant(Runnable[dict, Answer]):
             answered = " and ".join(f"\u201c{a.question}\u201d" for a in read.asked)
             notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
         return self._finish(Answer(text, "answer", md, citations, notice=notice), started, timings)
+
+    def _places(self, text: str, vectors: VectorCache, timings: dict[str, float]):
+        """Where the message says it hurts (assistant/vocabulary.yaml, `places:`): the sentences not
+        to answer with (pain placed on another side of the knee), and the note on that place
+        (the knowledge base's sentence on it, or on where runner's knee hurts), with the place it names."""
+        named = [_VOCABULARY.place(n) for n in _VOCABULARY.places_in(text)]
+        if not named:
+            return None, None
+        unlike = {u for p in named for u in p.unlike} - {p.name for p in named}
+        avoid = re.compile("|".join(_VOCABULARY.place(u).pattern.pattern for u in sorted(unlike)), re.I) if unlike else None
+        place = next((p for p in named if p.note), None)
+        if place is None:
+            return avoid, None
+        t = time.perf_counter()
+        q = vectors.one(place.search)
+        passages = self.retriever.search(place.search, query_vector=q, question_vector=q, timings={})
+        timings["place"] = (time.perf_counter() - t) * 1000
+        names = _VOCABULARY.place(place.note).pattern
+        found = self.composer.place_sentence(q, passages, names, avoid)
+        return avoid, ((found, names) if found else None)
 
     def _kind_reply(self, read, vectors, timings) -> tuple[str, list[Citation]]:
         """Another body part or condition: what the knowledge base covers, who can help, and any

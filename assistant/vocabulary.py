@@ -77,11 +77,39 @@ class Abbreviation:
 
 
 @dataclass(frozen=True)
+class Place:
+    """A place on the knee where pain is felt (`places:` in the vocabulary file)."""
+
+    name: str
+    pattern: re.Pattern[str]
+    unlike: tuple[str, ...]  # places a sentence answering about this one must not name
+    note: str | None  # the place the note sentence names (None: no note)
+    search: str | None  # what finds the note sentence
+
+
+# A place said with a denial just before it ("it's not inwards") is not where it hurts.
+_DENIED_BEFORE = re.compile(r"\b(?:not|no|never|isn't|aren't|wasn't|doesn't|don't)\W+(?:\w+\W+)?$", re.I)
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     lists: dict[str, re.Pattern[str]]
     synonyms: tuple[Synonym, ...]
     word_sets: dict[str, frozenset[str]]
     abbreviations: tuple[Abbreviation, ...] = ()
+    places: tuple[Place, ...] = ()
+
+    def places_in(self, text: str) -> list[str]:
+        """The places on the knee a text says the pain is, in the order of `places:`; a place
+        named only after "not" ("not inwards") is left out."""
+        found = []
+        for place in self.places:
+            if any(not _DENIED_BEFORE.search(text[max(0, m.start() - 25):m.start()]) for m in place.pattern.finditer(text)):
+                found.append(place.name)
+        return found
+
+    def place(self, name: str) -> Place:
+        return next(p for p in self.places if p.name == name)
 
     def __getitem__(self, name: str) -> re.Pattern[str]:
         return self.lists[name]
@@ -134,7 +162,29 @@ def parse_vocabulary(data: Any) -> Vocabulary:
         if not isinstance(abbr, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9&]*", abbr) or not isinstance(meaning, str) or not meaning.strip():
             raise VocabularyError(f"abbreviation {abbr!r}: expected `ABBR: its meaning in words`")
         abbreviations.append(Abbreviation(re.compile(rf"\b{re.escape(abbr)}\b", re.I), meaning.strip()))
-    return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets, abbreviations=tuple(abbreviations))
+    places = _parse_places(data.get("places") or {})
+    return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets, abbreviations=tuple(abbreviations),
+                      places=places)
+
+
+def _parse_places(spec: Any) -> tuple[Place, ...]:
+    if not isinstance(spec, dict):
+        raise VocabularyError("places: expected a mapping of place names to `terms:`, `unlike:`, `note:` and `search:`")
+    places = []
+    for name, entry in spec.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("terms"), list) or not entry["terms"]:
+            raise VocabularyError(f"place {name!r}: expected `terms:` (a non-empty list of terms)")
+        unlike, note, search = entry.get("unlike") or [], entry.get("note"), entry.get("search")
+        if not isinstance(unlike, list) or any(u not in spec for u in unlike):
+            raise VocabularyError(f"place {name!r}: `unlike:` must list other places ({', '.join(map(str, spec))})")
+        if (note is None) != (search is None) or (note is not None and (note not in spec or not isinstance(search, str) or not search.strip())):
+            raise VocabularyError(f"place {name!r}: `note:` (a place) and `search:` (words) go together")
+        try:
+            pattern = compile_terms(entry["terms"])
+        except VocabularyError as exc:
+            raise VocabularyError(f"place {name!r}: {exc}") from None
+        places.append(Place(str(name), pattern, tuple(map(str, unlike)), note, search.strip() if search else None))
+    return tuple(places)
 
 
 def load_vocabulary_file(path: Path) -> Vocabulary:

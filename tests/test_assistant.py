@@ -517,3 +517,24 @@ def test_insoles_and_rubbing_are_not_medicines(assistant, message):
 ])
 def test_other_knee_operations_and_conditions_get_the_kind_reply(assistant, message):
     assert assistant.invoke({"question": message, "history": []}).refusal == "out_of_scope"
+
+
+# Where it hurts (vocabulary.yaml, `places:`): an answer to a message that places its pain on the
+# outer side says what the knowledge base has on that place (ITB pain), whatever it asked; a
+# sentence about the outer side does not answer pain on the inside or at the back. New phrasings
+# (a real message, "It's not inwards, it's outwards ... should I be quick about seeing a doctor?",
+# got emergency sentences and nothing on where it hurt).
+def test_pain_on_the_outer_side_gets_the_passage_on_that_place(assistant):
+    answer = assistant.invoke({"question": "Three miles into my runs I get a sharp pain on the outer side of my left knee. "
+                                           "Should I rest or see someone?"})
+    assert answer.behavior == "answer" and "outer side" in answer.answer, answer.answer
+    assert re.search(r"outer side[^\[]*\[\d\]", answer.answer)  # cited like every sentence
+
+
+@pytest.mark.parametrize("question", [
+    "my knee hurts on the inside after long runs, is that runner's knee?",
+    "aching behind my knee after running, what could it be?",
+])
+def test_pain_on_another_side_is_not_answered_with_the_outer_side(assistant, question):
+    answer = assistant.invoke({"question": question})
+    assert answer.behavior == "answer" and "outer side" not in answer.answer and "outside of the knee" not in answer.answer, answer.answer

@@ -112,3 +112,30 @@ def test_abbreviations_are_spelled_out_once():
     assert v.spell_out("Is dry needling any good for PFP?") == "Is dry needling any good for PFP (patellofemoral pain)?"
     assert v.spell_out("patellofemoral pain (PFP) in runners") == "patellofemoral pain (PFP) in runners"
     assert v.spell_out("a pfp question") == "a pfp (patellofemoral pain) question"
+
+
+@pytest.mark.parametrize("text, places", [
+    ("sharp pain on the outer side of my right knee", ["outer"]),
+    ("it's not inwards, it's outwards", ["outer"]),  # a denied place does not count
+    ("my knee hurts on the inside after long runs", ["inner"]),
+    ("an ache behind my left knee", ["back"]),
+    ("pain behind the kneecap on stairs", ["front"]),  # behind the kneecap is the front of the knee
+    ("I ran outside and my knee hurts", []),  # a bare "outside" is no place on the knee
+])
+def test_where_it_hurts(text, places):
+    assert vocabulary().places_in(text) == places
+
+
+@pytest.mark.parametrize("places, message", [
+    ({"outer": {"terms": ["outer side"], "note": "nowhere", "search": "x"}}, "go together"),
+    ({"outer": {"terms": ["outer side"], "unlike": ["inner"]}}, "other places"),
+    ({"outer": {"terms": []}}, "terms"),
+])
+def test_a_damaged_place_is_refused(places, message):
+    from assistant.vocabulary import VOCABULARY_PATH, VocabularyError, parse_vocabulary
+    from knee.yamltext import load_file
+
+    data = load_file(VOCABULARY_PATH, "the vocabulary")
+    data["places"] = places
+    with pytest.raises(VocabularyError, match=message):
+        parse_vocabulary(data)
