@@ -561,3 +561,27 @@ def test_a_foot_that_cannot_move_and_landing_badly(triage, embed, message, row):
 ])
 def test_stiff_feet_and_landing_technique_are_no_red_flag(triage, embed, message):
     assert check(triage, embed, message).escalation is None, message
+
+
+# The Ottawa rule's other findings after an injury (a tender kneecap, a tender head of the fibula),
+# "after falling", and "can't get up on the leg": new phrasings that were answered.
+@pytest.mark.parametrize("message, row", [
+    ("my kneecap is very tender to touch after I fell onto it", "injury_needs_xray"),
+    ("knocked my knee on a table edge, now the kneecap hurts when I touch it", "injury_needs_xray"),
+    ("tackled at rugby, the bony bit on the outside at the top of my shin is really tender", "injury_needs_xray"),
+    ("after falling I can't bend my knee more than a little bit", "injury_needs_xray"),
+    ("fell off my horse, now I can't get up on the leg", "no_weight_after_injury"),
+])
+def test_ottawa_findings_and_falls_in_other_words(triage, embed, message, row):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
+
+
+@pytest.mark.parametrize("message", [
+    "my kneecap is tender after long runs, is that runners knee?",
+    "pressing on my kneecap hurts, I run 30 miles a week, no injury",
+    "I have a bony bump on the outside of my knee that's tender after runs, no injury",
+    "I can't get up on my toes because my knee hurts",
+])
+def test_a_tender_kneecap_without_an_injury_is_no_red_flag(triage, embed, message):
+    assert check(triage, embed, message).escalation is None, message
