@@ -313,6 +313,7 @@ class Assistant(Runnable[dict, Answer]):
         self._triage: Triage | None = None  # loaded on first use: the clinician lookup needs none
         self._triage_lock = threading.Lock()
         self.composer = Composer(self.index, settings)
+        self._place_notes: dict[tuple, tuple | None] = {}  # (place, sides avoided) -> its note, found once
         self.embed_one("warm up")  # the first encode pays one-off costs; do it at start, not on a user
 
     @property
@@ -447,13 +448,18 @@ class Assistant(Runnable[dict, Answer]):
         place = next((p for p in named if p.note), None)
         if place is None:
             return avoid, None
-        t = time.perf_counter()
-        q = vectors.one(place.search)
-        passages = self.retriever.search(place.search, query_vector=q, question_vector=q, timings={})
-        timings["place"] = (time.perf_counter() - t) * 1000
-        names = _VOCABULARY.place(place.note).pattern
-        found = self.composer.place_sentence(q, passages, names, avoid)
-        return avoid, ((found, names) if found else None)
+        # The note depends only on the place and the sides avoided, and the knowledge base does
+        # not change while the process runs: found once (an encoder pass and a search, ~15 ms).
+        key = (place.name, tuple(sorted(unlike)))
+        if key not in self._place_notes:
+            t = time.perf_counter()
+            q = vectors.one(place.search)
+            passages = self.retriever.search(place.search, query_vector=q, question_vector=q, timings={})
+            names = _VOCABULARY.place(place.note).pattern
+            found = self.composer.place_sentence(q, passages, names, avoid)
+            self._place_notes[key] = (found, names) if found else None
+            timings["place"] = (time.perf_counter() - t) * 1000
+        return avoid, self._place_notes[key]
 
     def _kind_reply(self, read, vectors, timings) -> tuple[str, list[Citation]]:
         """Another body part or condition: what the knowledge base covers, who can help, and any

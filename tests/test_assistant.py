@@ -538,3 +538,24 @@ def test_pain_on_the_outer_side_gets_the_passage_on_that_place(assistant):
 def test_pain_on_another_side_is_not_answered_with_the_outer_side(assistant, question):
     answer = assistant.invoke({"question": question})
     assert answer.behavior == "answer" and "outer side" not in answer.answer and "outside of the knee" not in answer.answer, answer.answer
+
+
+def test_the_question_index_held_in_memory_matches_chroma(assistant):
+    """The preloaded question index (retrieve.PRELOAD_QUESTIONS) is matched exactly; Chroma's HNSW
+    is approximate. Both must put each FAQ entry's own question first, with the same similarity."""
+    index = assistant.index
+    assert index._question_matrix is not None and len(index._question_rows) == index.questions.count()
+    faq = [p for p in index.all_passages() if p.question]
+    matrix = index._question_matrix
+    try:
+        for entry in faq[::3]:
+            vector = assistant.embed_one(entry.question)
+            index._question_matrix = matrix
+            held = index.question_hits(vector, 5)
+            index._question_matrix = None  # the Chroma query
+            queried = index.question_hits(vector, 5)
+            assert held[0].chunk_id == queried[0].chunk_id == entry.id, entry.question
+            assert abs(held[0].similarity - queried[0].similarity) < 1e-4
+            assert [h.similarity for h in held] == sorted((h.similarity for h in held), reverse=True)
+    finally:
+        index._question_matrix = matrix
