@@ -9,7 +9,7 @@ what exercises should I do?" is answered; "how often can I take ibuprofen?" is n
   what the knowledge base covers and who can help (the pipeline adds any passage it does have);
 - a decision about an operation the knowledge base does not cover (ACL reconstruction, knee
   replacement, a scheduled operation): the same kind reply;
-- an unrelated task: refused.
+- an unrelated task, or coaching for speed, races and fuel with nothing of the knee in it: refused.
 Questions the knowledge base simply does not cover are caught later, by the composer's abstention.
 Texts are lower case, with one spelling of each contraction (`assistant.language`).
 """
@@ -77,6 +77,10 @@ _OTHER_KNEE_CARE = re.compile(
 _PFP_WORDS = _WORDS["runners_knee"]
 # The question is about the knee: it names it (running alone does not make a hip question a knee one).
 _KNEE_TOPIC = _WORDS["knee"]
+# Coaching for speed, races and fuel: declined when the message says nothing of the knee's world
+# and no symptom (then it is a question about running with a sore knee, which is answered).
+_RUNNING_COACHING = _WORDS["running_coaching"]
+_KNEE_WORLD = _WORDS["knee_world"]
 _UNRELATED_TASK = re.compile(
     r"\b(?:write|compose) (?:me )?(?:a|an) (?:poem|story|essay|song|haiku|joke|email|letter|code|program|script)\b|\btranslate\b"
     r"|\b(?:sick|doctor'?s|fit|gp) note\b|\bmedical certificate\b|\brecipes?\b|\bweather\b|\bstock (?:price|market)\b|\bbitcoin\b|\bcapital of\b|\bwho won\b|\bfootball scores?\b|\bpython code\b"
@@ -131,6 +135,8 @@ def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
     ):
         return "medication"
     if _UNRELATED_TASK.search(questions):
+        return "unrelated"
+    if _RUNNING_COACHING.search(questions) and not _KNEE_WORLD.search(text) and not _SYMPTOMS.search(text):
         return "unrelated"
     if _other_topic(questions, text):
         return "out_of_scope"
