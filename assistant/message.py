@@ -56,7 +56,7 @@ _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
     """what what's whats how why when where which should would could does doing have been this that with your about
     there their they them then than just really know think want need help tell please advice anything something
-    anyone best good okay also still even""".split()
+    anyone best good okay also still even thing things stuff""".split()
 )
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*|\n", re.M)
 

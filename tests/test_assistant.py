@@ -584,3 +584,14 @@ def test_running_coaching_is_declined(assistant, question):
 ])
 def test_running_with_a_sore_knee_is_answered(assistant, question):
     assert assistant.invoke({"question": question}).behavior == "answer", question
+
+
+# "thing", "things" and "stuff" are no content: "Can it start suddenly or is it always a gradual
+# thing?" is a short question about "it" (runner's knee), and was refused as off topic.
+@pytest.mark.parametrize("question, fact", [
+    ("does it always come on slowly or can it be a sudden thing?", "suddenly"),
+    ("is it a lifelong thing or does it clear up?", "half of people"),
+])
+def test_a_thing_does_not_name_the_subject(assistant, question, fact):
+    answer = assistant.invoke({"question": question})
+    assert answer.behavior == "answer" and fact in answer.answer, (question, answer.answer)
