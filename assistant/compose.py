@@ -40,6 +40,10 @@ ASKS_REFERRAL = re.compile(
     r"|worse|who (?:can|should|do)|when (?:should|do) i (?:see|go|worry)|should i worry|seek help|professional)\b",
     re.I,
 )
+# Sentences that send the reader to emergency or same-day care answer only questions about urgency
+# (assistant/vocabulary.yaml, `urgent_care` and `asks_about_urgency`, where it says why).
+_URGENT_CARE = vocabulary()["urgent_care"]
+_ASKS_ABOUT_URGENCY = vocabulary()["asks_about_urgency"]
 # Words of the knee's world (assistant/vocabulary.yaml, `knee_world`, where it says why): a
 # question without any must be closer to a sentence before it is answered.
 _ON_TOPIC = vocabulary()["knee_world"]
@@ -94,13 +98,16 @@ class Composer:
         return terms, weight, sum(weight.values()) or 1.0
 
     def candidates(self, question: str, q: np.ndarray, passages: list[Passage],
-                   avoid: re.Pattern | None = None) -> dict[int, list[Candidate]]:
+                   avoid: re.Pattern | None = None, urgent_ok: bool = False) -> dict[int, list[Candidate]]:
         """Every sentence of every passage, scored against the question, by passage rank; `avoid`:
-        sentences it matches are left out (pain placed on another side of the knee)."""
+        sentences it matches are left out (pain placed on another side of the knee); sentences that
+        send the reader to emergency or same-day care are left out unless the question asks about
+        urgency or `urgent_ok` (the message names a sign of the red-flag table)."""
         terms, weight, total = self._weights(question)
         banks = self.index.banks_for([p.key for p in passages])
         out: dict[int, list[Candidate]] = {}
         seen: set[str] = set()
+        urgency_asked = urgent_ok or bool(_ASKS_ABOUT_URGENCY.search(question))
         for rank, p in enumerate(passages):
             bank = banks.get(p.key)
             if bank is None or not len(bank.texts):
@@ -112,6 +119,8 @@ class Composer:
                     continue
                 if avoid is not None and avoid.search(text):
                     continue
+                if not urgency_asked and _URGENT_CARE.search(text):
+                    continue
                 seen.add(norm)
                 overlap = sum(weight[t] for t in terms & set(tokenize(text))) / total
                 score = float(r) + OVERLAP_WEIGHT * overlap - (DANGLING_PENALTY if _DANGLING.match(text) else 0.0)
@@ -121,10 +130,10 @@ class Composer:
     # -- choosing ---------------------------------------------------------------------------
 
     def compose_one(self, question: str, q: np.ndarray, passages: list[Passage], floor: float,
-                    max_words: int | None = None, avoid: re.Pattern | None = None) -> Composed | None:
+                    max_words: int | None = None, avoid: re.Pattern | None = None, urgent_ok: bool = False) -> Composed | None:
         s = self.settings
         max_words = max_words or s.max_words
-        by_passage = self.candidates(question, q, passages, avoid)
+        by_passage = self.candidates(question, q, passages, avoid, urgent_ok)
         if not by_passage:
             return None
         best_overall = max(c.score for cs in by_passage.values() for c in cs)
@@ -237,7 +246,7 @@ class Composer:
         return (best[1], best[2]) if best else None
 
     def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "",
-                     avoid: re.Pattern | None = None,
+                     avoid: re.Pattern | None = None, urgent_ok: bool = False,
                      place_note: tuple[tuple[str, Passage], re.Pattern] | None = None) -> tuple[str, list[Citation]] | None:
         """Answers to up to two questions, one paragraph each, citations numbered across them.
         `avoid`: sentences not to answer with; `place_note`: a sentence on where it hurts and the
@@ -253,7 +262,10 @@ class Composer:
             return numbers[p.id]
 
         def compose_all(max_words: int | None) -> list[Composed]:
-            done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid)
+            # Sentences on urgent care are a last resort for a question that does not ask about
+            # urgency: used only when nothing else answers it.
+            done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid, urgent_ok)
+                    or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid, True))
                     for question, q, passages, topic_text in parts]
             return [c for c in done if c is not None and c.sentences]  # nothing kept: abstain, never an empty answer
 

@@ -63,6 +63,8 @@ FOLLOW_UP_WORDS = 2
 # A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
 _NAMES_SUBJECT = vocabulary()["named_subjects"]  # assistant/vocabulary.yaml
 _VOCABULARY = vocabulary()
+# Concepts of the red-flag table that are context, not a sign: an injury, a child, an age of 55.
+CONTEXT_CONCEPTS = frozenset({"injury", "child", "age55"})
 # "it", "this", "that" as what the question is about ("does it go away?", "is this serious?").
 _PRONOUN_SUBJECT = re.compile(r"\b(?:it|its|it's|this|that|they|these|those)\b", re.I)
 # "Is it OK to ...", "it's normal for ...", "would it be better if ...": an "it" that stands for
@@ -423,7 +425,10 @@ class Assistant(Runnable[dict, Answer]):
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         t4 = time.perf_counter()
         try:
-            composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note)
+            # A sign of the red-flag table in the message (said hypothetically, generally or of the
+            # past: triage raised nothing) lets the answer quote when to get urgent care.
+            urgent_ok = bool(verdict.named - CONTEXT_CONCEPTS)
+            composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok)
         except Exception:
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         timings["compose"] = (time.perf_counter() - t4) * 1000

@@ -102,6 +102,8 @@ class TriageResult:
     refusal: str | None = None  # a key of REFUSALS
     findings: list[Finding] = field(default_factory=list)
     concepts: dict[str, list[str]] = field(default_factory=dict)  # concept -> the user's words, this message
+    # every concept this message names, also as a hypothetical ("what if my knee locks?"); not denied
+    named: frozenset[str] = frozenset()
 
     @property
     def matched_rules(self) -> list[str]:
@@ -168,8 +170,9 @@ class Triage:
     def read(self, text: str) -> Reading:
         return read(text, self.speller)
 
-    def mentions(self, reading: Reading, turn: int = 0) -> dict[str, list[Mention]]:
-        """The concepts a message states, as a report about someone now."""
+    def mentions(self, reading: Reading, turn: int = 0, hypothetical: set[str] | None = None) -> dict[str, list[Mention]]:
+        """The concepts a message states, as a report about someone now; `hypothetical` collects
+        those it names only as a hypothetical."""
         found: dict[str, list[Mention]] = {}
         joined = reading.joined
         clause_words_of: dict[int, set[str]] = {}
@@ -187,6 +190,8 @@ class Triage:
                     continue
                 general = sentence in reading.general
                 if sentence in reading.hypothetical and not general and name != "crisis":
+                    if hypothetical is not None and not self._denied(name, reading, first, last, m.group(0)):
+                        hypothetical.add(name)
                     continue  # "what if my knee ever locks?" describes nothing yet
                 if general and name == "crisis" and _CRISIS_INFO.search(reading.sentence_text(sentence).lower()):
                     continue  # "what are the signs someone is suicidal?": a question, answered
@@ -278,7 +283,8 @@ class Triage:
     def check(self, message: str, history_user_turns: list[str] | None = None, embed: Embed | None = None,
               reading: Reading | None = None) -> TriageResult:
         reading = reading or self.read(message)
-        current = self.mentions(reading, 0)
+        hypothetical: set[str] = set()
+        current = self.mentions(reading, 0, hypothetical)
         earlier: dict[str, list[Mention]] = {}
         earlier_readings = []
         for back, turn in enumerate(reversed(history_user_turns or []), start=1):
@@ -294,7 +300,8 @@ class Triage:
             # level stand (the model's choice between similar rows is less sure), except a crisis.
             model = self._model_findings(reading, earlier_readings, present, current, earlier, embed)
             findings += [f for f in model if f.row.crisis or not findings]
-        result = TriageResult(findings=findings, concepts={k: [m.words for m in v] for k, v in current.items()})
+        result = TriageResult(findings=findings, concepts={k: [m.words for m in v] for k, v in current.items()},
+                              named=frozenset(current) | frozenset(hypothetical))
         if findings:
             best = max(findings, key=lambda f: (LEVEL_RANK[f.row.level], f.layer == "rules", f.score, -self._order[f.row.id]))
             result.escalation = self._escalation(best)

@@ -595,3 +595,28 @@ def test_running_with_a_sore_knee_is_answered(assistant, question):
 def test_a_thing_does_not_name_the_subject(assistant, question, fact):
     answer = assistant.invoke({"question": question})
     assert answer.behavior == "answer" and fact in answer.answer, (question, answer.answer)
+
+
+# An answer quotes a sentence that sends the reader to emergency or same-day care only when the
+# question asks about urgency or names a sign of the red-flag table (vocabulary.yaml,
+# `urgent_care`): triage found no red flag, so otherwise it alarms without reason ("knee isn't red
+# or warm ... aches when I kneel" was answered with the hot-swollen-knee emergency sentence).
+@pytest.mark.parametrize("question", [
+    "why does my knee hurt more in the cold?",
+    "no swelling, not hot, no fever, just an ache at the front when I kneel. what causes that?",
+    "I'm not feverish and my calf is fine, but my kneecap aches after long runs. why?",
+])
+def test_no_urgent_care_sentence_without_a_reason(assistant, question):
+    answer = assistant.invoke({"question": question})
+    assert answer.behavior in ("answer", "refuse")
+    assert not re.search(r"emergency|same day|urgent", answer.answer, re.I), (question, answer.answer)
+
+
+@pytest.mark.parametrize("question", [
+    "If I ever couldn't put weight on my leg after a fall, where should I go?",
+    "is a hot swollen knee serious?",
+    "which symptoms mean I should see a doctor urgently?",
+])
+def test_questions_about_urgency_still_get_urgent_care(assistant, question):
+    answer = assistant.invoke({"question": question})
+    assert answer.behavior == "answer" and "emergency department" in answer.answer, (question, answer.answer)
