@@ -588,22 +588,17 @@ def test_a_thing_does_not_name_the_subject(assistant, question, fact):
 # question asks about urgency or names a sign of the red-flag table (vocabulary.yaml,
 # `urgent_care`): triage found no red flag, so otherwise it alarms without reason ("knee isn't red
 # or warm ... aches when I kneel" was answered with the hot-swollen-knee emergency sentence).
-@pytest.mark.parametrize("question", [
-    "why does my knee hurt more in the cold?",
-    "no swelling, not hot, no fever, just an ache at the front when I kneel. what causes that?",
-    "I'm not feverish and my calf is fine, but my kneecap aches after long runs. why?",
+@pytest.mark.parametrize("question, urgent", [
+    ("why does my knee hurt more in the cold?", False),
+    ("no swelling, not hot, no fever, just an ache at the front when I kneel. what causes that?", False),
+    ("I'm not feverish and my calf is fine, but my kneecap aches after long runs. why?", False),
+    ("If I ever couldn't put weight on my leg after a fall, where should I go?", True),
+    ("is a hot swollen knee serious?", True),
+    ("which symptoms mean I should see a doctor urgently?", True),
 ])
-def test_no_urgent_care_sentence_without_a_reason(assistant, question):
+def test_urgent_care_sentences_answer_questions_about_urgency(assistant, question, urgent):
     answer = assistant.invoke({"question": question})
-    assert answer.behavior in ("answer", "refuse")
-    assert not re.search(r"emergency|same day|urgent", answer.answer, re.I), (question, answer.answer)
-
-
-@pytest.mark.parametrize("question", [
-    "If I ever couldn't put weight on my leg after a fall, where should I go?",
-    "is a hot swollen knee serious?",
-    "which symptoms mean I should see a doctor urgently?",
-])
-def test_questions_about_urgency_still_get_urgent_care(assistant, question):
-    answer = assistant.invoke({"question": question})
-    assert answer.behavior == "answer" and "emergency department" in answer.answer, (question, answer.answer)
+    if urgent:
+        assert answer.behavior == "answer" and "emergency department" in answer.answer, (question, answer.answer)
+    else:
+        assert not re.search(r"emergency|same day|urgent", answer.answer, re.I), (question, answer.answer)
