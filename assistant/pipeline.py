@@ -20,6 +20,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.language import english_share
 from assistant.message import read_message
+from assistant.redflags import CONTEXT_CONCEPTS
 from assistant.retrieve import HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
 from assistant.triage import Triage, escalation_markdown
@@ -63,8 +64,6 @@ FOLLOW_UP_WORDS = 2
 # A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
 _NAMES_SUBJECT = vocabulary()["named_subjects"]  # assistant/vocabulary.yaml
 _VOCABULARY = vocabulary()
-# Concepts of the red-flag table that are context, not a sign: an injury, a child, an age of 55.
-CONTEXT_CONCEPTS = frozenset({"injury", "child", "age55"})
 # "it", "this", "that" as what the question is about ("does it go away?", "is this serious?").
 _PRONOUN_SUBJECT = re.compile(r"\b(?:it|its|it's|this|that|they|these|those)\b", re.I)
 # "Is it OK to ...", "it's normal for ...", "would it be better if ...": an "it" that stands for
@@ -419,15 +418,14 @@ class Assistant(Runnable[dict, Answer]):
             t1 = time.perf_counter()
         try:
             avoid, place_note = self._places(text, vectors, timings)
-        except StoreError:
-            return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
-        except Exception:
+        except Exception:  # the store went away between the searches
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         t4 = time.perf_counter()
         try:
             # A sign of the red-flag table in the message (said hypothetically, generally or of the
-            # past: triage raised nothing) lets the answer quote when to get urgent care.
-            urgent_ok = bool(verdict.named - CONTEXT_CONCEPTS)
+            # past: triage raised nothing), not only its context (an injury, a child, an age),
+            # lets the answer quote when to get urgent care.
+            urgent_ok = bool(verdict.named - set(CONTEXT_CONCEPTS))
             composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok)
         except Exception:
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)

@@ -193,10 +193,13 @@ class KnowledgeIndex:
             if cid in self.committed:
                 rows.append(QuestionHit(cid, text, 0.0))
                 vectors.append(vec)
-        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(rows), -1)
+        self._question_rows = rows
+        if not rows:  # articles of one's own need not list questions
+            self._question_matrix = np.zeros((0, 0), dtype=np.float32)
+            return
+        matrix = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         self._question_matrix = matrix / np.where(norms == 0, 1.0, norms)
-        self._question_rows = rows
 
     def question_hits(self, vector: np.ndarray, n: int) -> list[QuestionHit]:
         """The indexed questions nearest to the asked one (committed chunks only), nearest first."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from assistant.classifier import RedFlagClassifier
 from assistant.language import Reading, Speller, ages, cue_at, english_share, english_words, model_vocabulary, read
-from assistant.redflags import LEVEL_RANK, Row, Table, load_table, phrase_regex
+from assistant.redflags import CONTEXT_CONCEPTS, LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import scope_refusal
 from assistant.vocabulary import vocabulary
 from knee.models import Escalation
@@ -153,7 +153,7 @@ class Triage:
 
     def _needs_evidence(self, row: Row) -> bool:
         """A row each of whose lines combines two or more signs (a hot knee and a fever)."""
-        return all(len([c for c in line if c not in ("injury", "child", "age55")]) >= 2 for line in row.lines)
+        return all(len([c for c in line if c not in CONTEXT_CONCEPTS]) >= 2 for line in row.lines)
 
     def _has_cue(self, row_id: str, unit_tokens: list[str]) -> bool:
         words, prefixes = self._cues[row_id]
