@@ -425,7 +425,7 @@ class Assistant(Runnable[dict, Answer]):
             # A sign of the red-flag table in the message (said hypothetically, generally or of the
             # past: triage raised nothing), not only its context (an injury, a child, an age),
             # lets the answer quote when to get urgent care.
-            urgent_ok = bool(verdict.named - set(CONTEXT_CONCEPTS))
+            urgent_ok = bool(verdict.named.difference(CONTEXT_CONCEPTS))
             composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok)
         except Exception:
             return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)

@@ -380,33 +380,17 @@ def test_junk_is_not_given_to_the_model_and_repeated_red_flags_still_escalate(tr
     assert check(triage, embed, "chest pain " * 2000).escalation is not None
 
 
-# Written after "kneecap popped out to the side" was read as "popped out to [the shops]" (an
-# exception of the deformed concept) and "went down awkwardly" was no injury: both escalated one
-# level too low. New phrasings, and the lookalikes the exception is for.
-@pytest.mark.parametrize("message, row", [
+# Red flags in wordings the table missed, found by probes of new messages on 2026-11-26 (each group
+# says what was missed), and the everyday senses of the same words, which must raise nothing. The
+# table's phrases were written from the first messages of each group and checked on the rest.
+NEW_WORDINGS = [  # (message, the row it must raise)
+    # "kneecap popped out to the side" was read as "popped out to [the shops]" (an exception of the
+    # deformed concept) and "went down awkwardly" was no injury: both escalated one level too low.
     ("my kneecap popped out to the outside during dance class and hasn't gone back", "deformed_knee"),
     ("son's knee cap popped out to one side in a tackle, looks really wrong", "deformed_knee"),
     ("went down badly in the hockey match and my knee is locked bent", "locked_after_injury"),
     ("went down in a heap at training, knee won't straighten now", "locked_after_injury"),
     ("went down funny on a tackle and my knee's stuck", "locked_after_injury"),
-])
-def test_popped_out_to_the_side_and_went_down_awkwardly(triage, embed, message, row):
-    esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == row and esc.level == "emergency", (message, esc and esc.rule)
-
-
-@pytest.mark.parametrize("message", [
-    "popped out to the shops and my kneecap aches on the stairs",
-    "popped out to get milk, knee sore going downhill",
-])
-def test_popped_out_as_went_out_is_no_red_flag(triage, embed, message):
-    assert check(triage, embed, message).escalation is None
-
-
-# Red flags in wordings the table missed, found by probes of new messages on 2026-11-26 (each group
-# says what was missed), and the everyday senses of the same words, which must raise nothing. The
-# table's phrases were written from the first messages of each group and checked on the rest.
-NEW_WORDINGS = [  # (message, the row it must raise)
     # "my stepdad's watch is dead" (a real message about chest pain on a run) got the crisis reply:
     # a watch, phone or battery that is dead, and dead legs, are no cue of the crisis row
     # (`model_cues_unless`); the chest pain is what is escalated.
@@ -467,6 +451,9 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("fell off my horse, now I can't get up on the leg", "no_weight_after_injury"),
 ]
 NEW_LOOKALIKES = [
+    # "popped out" as "went out", which the deformed concept's exception is for
+    "popped out to the shops and my kneecap aches on the stairs",
+    "popped out to get milk, knee sore going downhill",
     # dead kit and dead legs
     "headtorch battery died on the trail run, knee was fine. should i ice anyway?",
     "the garmin was dead so I guessed my pace. knee aches on hills, normal?",
@@ -511,7 +498,7 @@ NEW_LOOKALIKES = [
 @pytest.mark.parametrize("message, row", NEW_WORDINGS)
 def test_new_wordings_raise_their_row(triage, embed, message, row):
     esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
+    assert esc is not None and esc.rule == row and esc.level == TABLE.row(row).escalation_level, (message, esc and esc.rule)
 
 
 @pytest.mark.parametrize("message", NEW_LOOKALIKES)
