@@ -32,8 +32,10 @@ ingest: install
 run: ingest
 	$(BIN)/knee serve --host $(HOST) --port $(PORT)
 
+# Two workers (pytest-xdist), a test file to each in turn: 12 min instead of 17.5 on this 2-core
+# machine (measured 2026-11-26, 1157 tests); a file's tests share its fixtures in one worker.
 test: install
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not browser and not server and not slow"
