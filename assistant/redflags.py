@@ -45,6 +45,7 @@ class Row:
     lookalikes: tuple[str, ...]
     model_cues: tuple[str, ...] = ()  # words (or "word*" prefixes) a clause needs before the model may raise the row
     model_needs: tuple[str, ...] = ()  # concepts the conversation must hold before the model may raise the row
+    needs_any_time: bool = False  # `needs` may be met by a mention dated years back ("years ago I fell")
     # where a cue word is not a cue ("my watch is dead"): the words a match covers do not count
     model_cues_unless: re.Pattern | None = None
 
@@ -328,6 +329,7 @@ def parse_table(data: Any, check_counts: bool = True) -> Table:
                 lines=tuple(tuple(line) for line in lines), examples=examples, lookalikes=lookalikes,
                 model_cues=tuple(str(c).lower() for c in spec.get("model_cues") or ()),
                 model_needs=tuple(str(c) for c in spec.get("model_needs") or ()),
+                needs_any_time=bool(spec.get("needs_any_time", False)),
                 model_cues_unless=_alternation(rid, "model_cues_unless",
                                                _phrase_list(rid, spec, "model_cues_unless", group_text)),
             )

@@ -170,9 +170,10 @@ class Triage:
     def read(self, text: str) -> Reading:
         return read(text, self.speller)
 
-    def mentions(self, reading: Reading, turn: int = 0, hypothetical: set[str] | None = None) -> dict[str, list[Mention]]:
+    def mentions(self, reading: Reading, turn: int = 0, hypothetical: set[str] | None = None,
+                 past: set[str] | None = None) -> dict[str, list[Mention]]:
         """The concepts a message states, as a report about someone now; `hypothetical` collects
-        those it names only as a hypothetical."""
+        those it names only as a hypothetical, `past` the `current_only` ones it dates years back."""
         found: dict[str, list[Mention]] = {}
         joined = reading.joined
         clause_words_of: dict[int, set[str]] = {}
@@ -198,6 +199,9 @@ class Triage:
                 # (a crisis is never explained away as a hypothetical about oneself)
                 clause = reading.clauses[first]
                 if concept.current_only and clause in reading.past:
+                    if past is not None and not self._denied(name, reading, first, last, m.group(0)):
+                        past.add(name)
+                        past.update(concept.implies)
                     continue
                 if self._denied(name, reading, first, last, m.group(0)):
                     continue
@@ -286,7 +290,8 @@ class Triage:
               reading: Reading | None = None) -> TriageResult:
         reading = reading or self.read(message)
         hypothetical: set[str] = set()
-        current = self.mentions(reading, 0, hypothetical)
+        past: set[str] = set()
+        current = self.mentions(reading, 0, hypothetical, past)
         earlier: dict[str, list[Mention]] = {}
         earlier_readings = []
         for back, turn in enumerate(reversed(history_user_turns or []), start=1):
@@ -296,7 +301,7 @@ class Triage:
                 earlier.setdefault(name, []).extend(m for m in ms if not m.weak)
         earlier = {k: v for k, v in earlier.items() if v}
         present = set(current) | set(earlier)
-        findings = self._rule_findings(current, earlier, present)
+        findings = self._rule_findings(current, earlier, present, past)
         if self.classifier is not None and embed is not None:
             # The model adds what the rules missed; where the rules found a red flag, their row and
             # level stand (the model's choice between similar rows is less sure), except a crisis.
@@ -311,10 +316,12 @@ class Triage:
         result.refusal = scope_refusal(reading.joined)
         return result
 
-    def _rule_findings(self, current, earlier, present) -> list[Finding]:
+    def _rule_findings(self, current, earlier, present, past: set[str] = frozenset()) -> list[Finding]:
         out = []
         for row in self._rows:
-            context = self._context(row, present)
+            # A row whose context may lie years back (`needs_any_time`: a knee that gives way now,
+            # after an old injury) takes it from the past too; its signs must still be current.
+            context = self._context(row, present | past if row.needs_any_time else present)
             if context is None:
                 continue
             for line in row.lines:

@@ -449,6 +449,19 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("tackled at rugby, the bony bit on the outside at the top of my shin is really tender", "injury_needs_xray"),
     ("after falling I can't bend my knee more than a little bit", "injury_needs_xray"),
     ("fell off my horse, now I can't get up on the leg", "no_weight_after_injury"),
+    # Going on *living* (missed: "honestly i don't think i can keep living like this").
+    ("honestly i don't think i can keep living like this", "suicidal_thoughts"),
+    ("i can't carry on living with how i feel", "suicidal_thoughts"),
+    ("not sure i want to keep on living if i can never run again", "suicidal_thoughts"),
+    ("some days i doubt i can go on living", "suicidal_thoughts"),
+    # The fall as a gerund (missed: "after slipping on ice ... can't bend it to 90 degrees").
+    ("after slipping on ice my kneecap is really sore to press and I can't bend it to 90 degrees", "injury_needs_xray"),
+    ("since tripping on the stairs my kneecap hurts to touch", "injury_needs_xray"),
+    ("after stumbling on a root I can't bend my knee", "injury_needs_xray"),
+    # Giving way now, after an injury dated years back (`needs_any_time`).
+    ("two years ago I heard a pop in my knee and now it keeps giving way", "giving_way_after_injury"),
+    ("years ago I fell off my bike and now my knee keeps giving way", "giving_way_after_injury"),
+    ("heard a pop in my knee last week playing football and it feels unstable", "giving_way_after_injury"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -492,6 +505,19 @@ NEW_LOOKALIKES = [
     "pressing on my kneecap hurts, I run 30 miles a week, no injury",
     "I have a bony bump on the outside of my knee that's tender after runs, no injury",
     "I can't get up on my toes because my knee hurts",
+    # keeping on running, not living
+    "i can't keep running like this",
+    "i don't think i can keep going to parkrun with this knee",
+    "i can't carry on running through the pain",
+    # slipping and tripping as a habit or a worry, not an event
+    "I'm worried about slipping on ice this winter, any tips for running in the cold?",
+    "I keep tripping over my feet when tired, could it be my knees?",
+    # the figure of speech
+    "i nearly passed out laughing at my mate falling over, anyway how do i strengthen my knees",
+    "we fainted with laughter at the costume run, my knee aches after though",
+    # a pop dated years back (the pop concept is `current_only` now, as the injury concept was)
+    "i felt a pop in my knee two years ago but it's been fine, now the front aches on stairs",
+    "I heard a pop three years ago when I tore my ACL. Now I get runner's knee pain on long runs",
 ]
 
 
