@@ -557,10 +557,12 @@ def main(args, settings: Settings) -> int:
     print(f"knee eval: {len(items)} gold items: " + ", ".join(f"{sp.name} {sum(1 for i in items if i.split == sp.name)}" for sp in splits), file=sys.stderr)
     print("knee eval: answering, and retrieval" + (" with baselines" if not args.no_baselines else ""), file=sys.stderr)
     with_baselines = not args.no_baselines
-    if (os.cpu_count() or 1) >= 2:
+    if not with_baselines and (os.cpu_count() or 1) >= 2:
         # Side by side: the answers in their `knee ask --batch` process, the retrieval scoring in
         # this one; one core each (the encoder runs single-threaded), so neither slows the other
-        # much: the gate took 116 s one after the other, latency figures are per answer either way.
+        # much: the gate took 116 s one after the other, 84 s side by side, with the same answer
+        # latencies. Not with the baselines: the textbook RAG's build runs torch on both cores,
+        # and beside it the answers' p50 on `real` went from 110 to 236 ms (runs/answer-v10).
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             scoring = pool.submit(evaluate_retrieval, items, settings, with_baselines)
             records = run_batch(items, settings)

@@ -462,6 +462,11 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("two years ago I heard a pop in my knee and now it keeps giving way", "giving_way_after_injury"),
     ("years ago I fell off my bike and now my knee keeps giving way", "giving_way_after_injury"),
     ("heard a pop in my knee last week playing football and it feels unstable", "giving_way_after_injury"),
+    # "bare" for "bear" (the typo-heavy message of the detector's test was caught by the detector
+    # alone; a retrained detector with a higher threshold missed it)
+    ("can't bare weight on my leg since the fall", "no_weight_after_injury"),
+    ("i cant bare any weight on my right leg today, knee is so painful", "no_weight"),
+    ("twisted it at netball and couldnt bare weight for the rest of the game", "no_weight_after_injury"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -515,6 +520,9 @@ NEW_LOOKALIKES = [
     # the figure of speech
     "i nearly passed out laughing at my mate falling over, anyway how do i strengthen my knees",
     "we fainted with laughter at the costume run, my knee aches after though",
+    # bare as bare
+    "the bare weight of the backpack makes my knee ache on hikes",
+    "running with bare feet, does it help runner's knee?",
     # a pop dated years back (the pop concept is `current_only` now, as the injury concept was)
     "i felt a pop in my knee two years ago but it's been fine, now the front aches on stairs",
     "I heard a pop three years ago when I tore my ACL. Now I get runner's knee pain on long runs",
