@@ -467,6 +467,17 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("can't bare weight on my leg since the fall", "no_weight_after_injury"),
     ("i cant bare any weight on my right leg today, knee is so painful", "no_weight"),
     ("twisted it at netball and couldnt bare weight for the rest of the game", "no_weight_after_injury"),
+    # A second round of probes: "something stupid to myself", "no reason for me to be here" and
+    # "can't get up" after a fall (each missed, the last one level low), with new phrasings.
+    ("the pain in my knee is unbearable and nothing helps, i'm scared i will do something stupid to myself", "suicidal_thoughts"),
+    ("honestly worried i'll do something stupid. everything feels too much since the injury", "suicidal_thoughts"),
+    ("i think i might do something drastic to myself tonight", "suicidal_thoughts"),
+    ("hey so random but ive been feeling like theres no reason for me to be here anymore, also my knee hurts when i run", "suicidal_thoughts"),
+    ("there's no point for me to be alive now", "suicidal_thoughts"),
+    ("i feel like there's no reason to live anymore", "suicidal_thoughts"),
+    ("my mum fell at the shops, she's 80, she's in a lot of pain in her knee and can't get up", "no_weight_after_injury"),
+    ("dad slipped in the bathroom and can't get up off the floor, his knee is bad", "no_weight_after_injury"),
+    ("fell on the ice and couldn't get back up by myself, my knee is agony", "no_weight_after_injury"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -520,6 +531,13 @@ NEW_LOOKALIKES = [
     # the figure of speech
     "i nearly passed out laughing at my mate falling over, anyway how do i strengthen my knees",
     "we fainted with laughter at the costume run, my knee aches after though",
+    # something stupid about the knee, no reason to be at physio, getting up early or up stairs
+    "i'm scared i'll do something stupid like race on it before it's healed",
+    "I did something stupid and ran 20k on a sore knee, now it aches",
+    "i have no reason to be here at physio anymore, the exercises fixed it, thanks",
+    "i can't get up early for runs anymore because of my knee pain",
+    "i can't get up the stairs without knee pain",
+    "can't get up from a chair without pain at the front of my knee",
     # bare as bare
     "the bare weight of the backpack makes my knee ache on hikes",
     "running with bare feet, does it help runner's knee?",
