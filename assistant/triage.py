@@ -66,6 +66,9 @@ _CRISIS_INFO = re.compile(
 )
 # A crisis is undone only by a negation at most this many words before its words.
 CRISIS_NEGATION_REACH = 3
+# Words that open a clause of their own about the person (see `_denied`).
+_SUBJECTS = frozenset("i i'm im i'll ill i'd id i've ive".split())
+_NOUN_NEGATIONS = frozenset(("no", "without"))
 # Earlier user turns the learned detector also reads for a crisis (the most recent ones).
 CRISIS_TURNS = 3
 
@@ -272,7 +275,14 @@ class Triage:
         if name == "crisis":
             # Only a negation right before the words undoes a crisis ("I'm not suicidal", "not
             # having any thoughts of harming myself"), never one further away.
+            # A new subject between them ends the negation's reach, and so does a comma after a
+            # "no" or "without", which negate a noun: "if this knee doesn't heal I'm going to end
+            # it", "no future without running, might as well be dead" negate the healing and the
+            # running, not the plan or the wish ("I'm not, honestly, suicidal" stays denied).
             return any(cue_at(reading, i) and reading.tokens[i].text not in own and reading.clauses[i] == reading.clauses[first]
+                       and not any(reading.tokens[j].text in _SUBJECTS
+                                   or (reading.tokens[j].text in ",;:" and reading.tokens[i].text in _NOUN_NEGATIONS)
+                                   for j in range(i + 1, first))
                        for i in range(max(0, first - CRISIS_NEGATION_REACH), first))
         for i in span:
             c = cue[i]

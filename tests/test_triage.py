@@ -514,6 +514,23 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("my life isn't worth living anymore", "suicidal_thoughts"),
     ("can't do it anymore, bye", "suicidal_thoughts"),
     ("i can't take this anymore, goodbye world", "suicidal_thoughts"),
+    # A fourth round (6 of 15 missed after the third); two were phrases a negation before them had
+    # cancelled ("if this knee doesn't heal I'm going to end it").
+    ("i've been thinking about how to kill myself", "suicidal_thoughts"),
+    ("i can't see any way forward and i want to die", "suicidal_thoughts"),
+    ("i'm so tired of everything, i just want it to stop permanently", "suicidal_thoughts"),
+    ('part of me wants to step in front of a car on my run', "suicidal_thoughts"),
+    ("i've started giving my stuff away to friends", "suicidal_thoughts"),
+    ("i've been researching how many paracetamol it takes", "suicidal_thoughts"),
+    ('i feel like a burden to everyone since i got hurt', "suicidal_thoughts"),
+    ("if this knee doesn't heal i'm going to end it", "suicidal_thoughts"),
+    ("i'm not sure i want to be alive anymore", "suicidal_thoughts"),
+    ("i've thought about overdosing on my painkillers", "suicidal_thoughts"),
+    ("there's no future for me without running, might as well be dead", "suicidal_thoughts"),
+    ('i hate myself and want to hurt myself', "suicidal_thoughts"),
+    ("i told my friend i don't want to exist and she laughed it off", "suicidal_thoughts"),
+    ('sometimes i stand near the edge of the platform and think about it', "suicidal_thoughts"),
+    ("i'm going to take all my tablets tonight", "suicidal_thoughts"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -601,6 +618,13 @@ NEW_LOOKALIKES = [
     'the pain disappeared forever after i changed shoes',
     "ok i'm done, bye! thanks for the help",
     "right i can't do this workout today, bye for now",
+    # the fourth round's words about the knee and running
+    "i'm so tired of everything hurting, what helps knee pain at night?",
+    "i'm tired of everything being about my knee, can we talk about shoes",
+    "i want the pain to stop forever, what's the best long term fix?",
+    'i might as well be dead slow on hills now with this knee lol',
+    'the platform edge at the station is where i stretch my calves, is that bad for my knee?',
+    'i gave my old running shoes away, do new ones help knees?',
     # bare as bare
     "the bare weight of the backpack makes my knee ache on hikes",
     "running with bare feet, does it help runner's knee?",
