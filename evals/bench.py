@@ -186,20 +186,23 @@ def time_hybrid(retriever, queries: list[str]) -> dict[str, Any]:
 COLD_RUNS = 3
 
 
-def cold_commands(python: str, db: Path, question: str, runs: int = COLD_RUNS) -> dict[str, dict]:
-    """Fresh `knee search` and `knee ask` processes: wall time to their output and peak memory
-    (the median of `runs` starts; each start's time in "runs")."""
-    out = {}
-    for name, command in (("search", ["search", question, "--json", "--k", "5"]), ("ask", ["ask", question, "--json"])):
-        times, peaks = [], []
-        for _ in range(runs):
-            timed = run_timed([python, "-m", "knee.cli", *command, "--db", str(db)])
-            _json_line(timed, f"knee {name}")  # raises on failure; the output must be its JSON
-            times.append(timed.seconds)
-            peaks.append(timed.max_rss_mb)
-        out[name] = {"seconds": round(statistics.median(times), 2), "max_rss_mb": round(max(peaks), 1),
-                     "runs": [round(t, 2) for t in times]}
-    return out
+def cold_runs(command: list[str], what: str, runs: int = COLD_RUNS) -> dict[str, Any]:
+    """`runs` fresh processes of `command`, each of which must print its JSON: the median wall
+    time to that output, the highest peak memory, and each start's time."""
+    times, peaks = [], []
+    for _ in range(runs):
+        timed = run_timed(command)
+        _json_line(timed, what)  # raises on failure; the output must be its JSON
+        times.append(timed.seconds)
+        peaks.append(timed.max_rss_mb)
+    return {"seconds": round(statistics.median(times), 2), "max_rss_mb": round(max(peaks), 1),
+            "runs": [round(t, 2) for t in times]}
+
+
+def cold_commands(python: str, db: Path, question: str) -> dict[str, dict]:
+    """Fresh `knee search` and `knee ask` processes (`cold_runs`)."""
+    return {name: cold_runs([python, "-m", "knee.cli", *command, "--db", str(db)], f"knee {name}")
+            for name, command in (("search", ["search", question, "--json", "--k", "5"]), ("ask", ["ask", question, "--json"]))}
 
 
 def cold_serve(db: Path, runs: int = COLD_RUNS) -> dict[str, float]:
@@ -234,19 +237,13 @@ def measure_scale(settings: Settings, n: int, queries: list[str], python: str) -
     textbook_store = scale.open_textbook(s)
     textbook = time_queries(lambda q: textbook_store.similarity_search(q, k=TEXTBOOK_K), queries)
     cold = cold_commands(python, db, queries[0])
-    textbook_runs = []
-    for _ in range(COLD_RUNS):  # the median, as for ours
-        tb = run_timed([python, "-m", "evals.scale", "textbook-query", str(db), queries[0]])
-        if tb.returncode != 0:
-            raise CliError(f"textbook query failed: {(tb.stderr.strip().splitlines() or ['?'])[-1]}")
-        textbook_runs.append(tb)
-    tb = sorted(textbook_runs, key=lambda t: t.seconds)[len(textbook_runs) // 2]
+    textbook_cold = cold_runs([python, "-m", "evals.scale", "textbook-query", str(db), queries[0]], "textbook query")
     del assistant, textbook_store
     return {
         "chunks": built["chunks"], "articles": built["articles"], "build_seconds": built["build_seconds"],
         "vectors": built.get("vectors"), "db": str(db), "settings": s,
         "ours_ms": ours, "textbook_ms": textbook,
-        "cold": {**cold, "textbook_query": {"seconds": round(tb.seconds, 2), "max_rss_mb": round(tb.max_rss_mb, 1)}},
+        "cold": {**cold, "textbook_query": textbook_cold},
     }
 
 

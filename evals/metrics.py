@@ -128,23 +128,19 @@ def shorten(text: str, width: int = 90) -> str:
 
 def relevant_ids(evidence: Iterable[str], chunks: dict[str, str]) -> set[str]:
     """Chunks relevant to an item: those whose text contains one of its evidence phrases (normalised)."""
+    return relevant_in_normalised(evidence, normalise_chunks(chunks))
+
+
+def normalise_chunks(chunks: dict[str, str]) -> dict[str, str]:
+    """Each chunk's text as `normalise` gives it: done once per system by an evaluation, not once
+    per item (normalising every chunk for each of ~650 items was 4.5 s of the 116 s gate)."""
+    return {cid: normalise(text) for cid, text in chunks.items()}
+
+
+def relevant_in_normalised(evidence: Iterable[str], normalised: dict[str, str]) -> set[str]:
+    """`relevant_ids` over chunks already normalised (`normalise_chunks`)."""
     phrases = [normalise(e) for e in evidence if normalise(e)]
-    normalised = _normalised_chunks(chunks)
     return {cid for cid, text in normalised.items() if any(p in text for p in phrases)}
-
-
-_NORMALISED: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
-
-
-def _normalised_chunks(chunks: dict[str, str]) -> dict[str, str]:
-    """`chunks` normalised, once per chunk map (an evaluation asks for each of ~650 items; the
-    normalising was 4.5 s of the 116 s gate). Keyed by identity, checked against the map itself."""
-    kept = _NORMALISED.get(id(chunks))
-    if kept is None or kept[0] is not chunks:
-        kept = (chunks, {cid: normalise(text) for cid, text in chunks.items()})
-        _NORMALISED.clear()  # one map at a time: each system's chunks in turn
-        _NORMALISED[id(chunks)] = kept
-    return kept[1]
 
 
 @dataclass

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.metrics import METRICS, RetrievalScores, aggregate, relevant_ids, retrieval_scores, score_item
+from evals.metrics import METRICS, RetrievalScores, aggregate, normalise_chunks, relevant_in_normalised, retrieval_scores, score_item
 from knee.errors import CliError
 from knee.config import REPO_ROOT, Settings
 
@@ -336,7 +336,8 @@ def evaluate_retrieval(items: list[GoldItem], settings: Settings, with_baselines
                 notes["textbook build"] = f"skipped: {exc}"
         queries = {i.id: retrieval_query(i, settings) for i in judged}
         for system in systems:
-            relevant = {i.id: relevant_ids(i.evidence, system.chunks) for i in judged}
+            normalised = normalise_chunks(system.chunks)
+            relevant = {i.id: relevant_in_normalised(i.evidence, normalised) for i in judged}
             ranked = {q: system.search(text, system.k) for q, text in queries.items()}
             result.relevant[system.key], result.ranked[system.key] = relevant, ranked
             result.names[system.key] = {pid: _label(system, assistant, pid) for ids in ranked.values() for pid in ids}
