@@ -143,6 +143,8 @@ CSS = """
     background: #fef08a !important; color: #1f1300 !important; padding: 0 3px; border-radius: 3px; font-weight: 600; }
 .knee-answer p { margin: 0 0 8px 0; }
 .knee-ref { font-weight: 600; white-space: nowrap; }
+.knee-checkin { border-radius: 8px; padding: 10px 14px; margin: 0 0 10px 0; border: 2px solid #1d4ed8; background: #eff6ff !important; color: #0b1b3f !important; }
+.knee-checkin * { color: #0b1b3f !important; }
 .knee-notice { margin-top: 6px; font-size: .92em; font-style: italic; color: var(--body-text-color-subdued); }
 .knee-sources { margin-top: 10px; border-top: 1px solid var(--border-color-primary); padding-top: 6px; font-size: .92em; }
 .knee-sources-title { font-weight: 700; margin-bottom: 2px; }
@@ -328,6 +330,12 @@ def reply_parts(answer) -> tuple[str, str, str, frozenset, bool]:
     if answer.escalation is not None:
         why, _ = escalation_split(answer)
         banner = banner_html(answer.escalation, why, markers)
+    check_in = getattr(answer, "check_in", None)
+    if isinstance(check_in, str) and check_in.strip():
+        # The crisis screen's check-in, above the answer (assistant/crisis_phrasings.yaml): a
+        # calm box, not the red banner, since the answer follows it.
+        banner += f'<div class="knee-checkin" role="note">{esc(check_in)}</div>'
+
     # Headings are shown bold only in replies the code writes (escalations); an answer's sentences
     # come from the knowledge base and are shown exactly as written.
     return banner, answer_body(answer), sources_html(answer.citations), markers, answer.behavior == "escalate"

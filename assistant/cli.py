@@ -19,6 +19,8 @@ def format_answer(answer: Answer) -> str:
     lines = []
     if answer.escalation:
         lines += [_LEVEL_BANNER[answer.escalation.level], ""]
+    if answer.check_in:
+        lines += [answer.check_in, ""]
     lines.append(answer.answer.replace("**", ""))
     if answer.citations:
         lines += ["", "Sources:"]

@@ -364,13 +364,13 @@ class Assistant(Runnable[dict, Answer]):
             return self._finish(Answer(text[:2000], "escalate", md, citations, esc), started, timings)
         if too_long:
             msg = TOO_LONG_TEXT.format(n=len(text), limit=s.max_question_chars)
-            return self._finish(Answer(text[:2000], "refuse", msg, refusal="invalid_input"), started, timings)
+            return self._finish_checked(verdict, Answer(text[:2000], "refuse", msg, refusal="invalid_input"), started, timings)
         # Markup or code with no words of a question in it is unreadable, not another language
         # (and not English because "script" and "window" are English words).
         if _MARKUP.search(text) and not _ENGLISH.search(_MARKUP.sub(" ", text)):
-            return self._finish(Answer(text, "refuse", UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
+            return self._finish_checked(verdict, Answer(text, "refuse", UNREADABLE_TEXT, refusal="invalid_input"), started, timings)
         if not looks_english(text):
-            return self._finish(Answer(text, "refuse", NOT_ENGLISH_TEXT, refusal="not_english"), started, timings)
+            return self._finish_checked(verdict, Answer(text, "refuse", NOT_ENGLISH_TEXT, refusal="not_english"), started, timings)
 
         read = read_message(text)
         normalise = lambda t: self.triage.read(t).joined  # noqa: E731  (lower case, contractions one way)
@@ -379,7 +379,7 @@ class Assistant(Runnable[dict, Answer]):
             body, citations = REFUSALS[refusal], []
             if refusal == "out_of_scope":
                 body, citations = self._kind_reply(read, vectors, timings)
-            return self._finish(Answer(text, "refuse", body, citations, refusal=refusal), started, timings)
+            return self._finish_checked(verdict, Answer(text, "refuse", body, citations, refusal=refusal), started, timings)
 
         parts = []
         t1 = time.perf_counter()
@@ -409,9 +409,9 @@ class Assistant(Runnable[dict, Answer]):
             try:
                 passages = self.retriever.search(query, query_vector=query_vec, question_vector=q_vec, timings=timings)
             except StoreError:
-                return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+                return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
             except Exception:
-                return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+                return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
             timings["retrieve"] = timings.get("retrieve", 0.0) + (time.perf_counter() - t2) * 1000
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
@@ -419,7 +419,7 @@ class Assistant(Runnable[dict, Answer]):
         try:
             avoid, place_note = self._places(text, vectors, timings)
         except Exception:  # the store went away between the searches
-            return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+            return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         t4 = time.perf_counter()
         try:
             # A sign of the red-flag table in the message (said hypothetically, generally or of the
@@ -428,16 +428,16 @@ class Assistant(Runnable[dict, Answer]):
             urgent_ok = bool(verdict.named.difference(CONTEXT_CONCEPTS))
             composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok)
         except Exception:
-            return self._finish(Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+            return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         timings["compose"] = (time.perf_counter() - t4) * 1000
         if composed is None:
-            return self._finish(Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)
+            return self._finish_checked(verdict, Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)
         md, citations = composed
         notice = None
         if read.unanswered:
             answered = " and ".join(f"\u201c{a.question}\u201d" for a in read.asked)
             notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
-        return self._finish(Answer(text, "answer", md, citations, notice=notice), started, timings)
+        return self._finish_checked(verdict, Answer(text, "answer", md, citations, notice=notice), started, timings)
 
     def _places(self, text: str, vectors: VectorCache, timings: dict[str, float]):
         """Where the message says it hurts (assistant/vocabulary.yaml, `places:`): the sentences not
@@ -496,6 +496,13 @@ class Assistant(Runnable[dict, Answer]):
         if p is None:
             return []
         return [Citation(n=1, title=p.title, section=p.section_label, source=p.source, text=p.text, references=p.references)]
+
+    @staticmethod
+    def _finish_checked(verdict, answer: Answer, started: float, timings: dict[str, float]) -> Answer:
+        """An answer or refusal after triage raised nothing, with the crisis screen's check-in
+        when it was less sure than the full crisis reply needs."""
+        answer.check_in = verdict.check_in
+        return Assistant._finish(answer, started, timings)
 
     @staticmethod
     def _finish(answer: Answer, started: float, timings: dict[str, float]) -> Answer:

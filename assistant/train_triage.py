@@ -207,3 +207,136 @@ def report_table(report: dict) -> str:
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
         lines.append(f"{row:<26}{r['messages']:>9}{fmt(r['precision']):>11}{fmt(r['recall']):>8}{fmt(r['flagged_at_any_row']):>9}")
     return "\n".join(lines)
+
+
+# -- the crisis screen ------------------------------------------------------------------------
+# `knee triage screen` builds assistant/data/crisis_screen.npz (see assistant/crisis_screen.py).
+# Its two bars are chosen on the evaluation's dev split (the split meant for tuning; test and real
+# are never read here), by a grid: the setting that catches the most crisis messages among the
+# training crisis messages and the dev split's crisis items, while raising the crisis reply on at
+# most SCREEN_FALSE_ALARM_BUDGET of the dev split's ordinary questions (those the gold expects an
+# answer or a refusal for); ties go to the stricter setting.
+# min_score from 0.45 (below it every knee story had a clause near some crisis phrasing) to 0.95
+# (with a margin weight of 2, the first bar at which the screen raised nothing on the dev split's
+# ordinary questions lay near 0.8), in steps of 0.025; margin_weight 0 (similarity alone) to 2 (a
+# wide margin counts twice its size).
+SCREEN_SCORE_GRID = tuple(round(0.45 + 0.025 * i, 3) for i in range(21))
+SCREEN_WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+# A missed crisis is the worst failure this product can have and a false alarm the second worst
+# (DEVELOPERS.md); the dev split's ordinary questions are long stories on purpose, with many
+# clauses each.
+# Measured in session 6: on the test split's ordinary questions, and on the real ones, the screen
+# raised 3 to 4 times (test) and up to 20 times (real, 2 of 19) the dev split's rate at every
+# setting: a bar set on dev does not hold on messages it was not set on. So the full crisis reply,
+# which takes the place of the answer, is raised by the screen only at a bar that raised nothing
+# on dev; below it, down to 1 dev question in 200, the person gets the check-in: the answer, with
+# the crisis lines above it. A false alarm then costs an ordinary question one caring line. (On the
+# dev grid, halving this budget to 1 in 400 lost 5 in 100 crisis messages; doubling it to 1 in 100
+# gained 3 in 100.)
+SCREEN_FALSE_ALARM_BUDGET = 0.0
+CHECK_IN_FALSE_ALARM_BUDGET = 0.005
+DEV_GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "dev"
+
+
+def _dev_gold(crisis_row: str) -> tuple[list[str], list[str]]:
+    """(the dev split's crisis messages, its ordinary questions)."""
+    crisis, ordinary = [], []
+    for path in sorted(DEV_GOLD.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if item.get("row") == crisis_row and item.get("behavior") == "escalate":
+                crisis.append(item["question"])  # (a look-alike names the row too, with "answer")
+            elif item.get("behavior") in ("answer", "refuse"):
+                ordinary.append(item["question"])
+    return crisis, ordinary
+
+
+def build_screen(path=None, report_path=None, settings=None, progress=print) -> dict:
+    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, decision_score,
+                                         load_phrasings, phrasings_hash)
+    from assistant.triage import Triage, screen_units
+    from knee.config import load_settings
+    from knee.encoder import get_encoder
+
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    crisis_row = next(r.id for r in load_table().rows if r.crisis)
+    phrasings, themes, lookalikes = load_phrasings()
+    texts, labels, _origin = training_data()
+    harmless = list(dict.fromkeys(lookalikes + [t for t, l in zip(texts, labels) if l != crisis_row]))
+    train_crisis = [t for t, l in zip(texts, labels) if l == crisis_row]
+    dev_crisis, dev_ordinary = _dev_gold(crisis_row)
+    encode = get_encoder(settings.model_path).encode
+    progress(f"crisis screen: {len(phrasings)} crisis phrasings, {len(harmless)} harmless sentences; embedding them ...")
+    screen = CrisisScreen(phrasings, encode(phrasings), harmless, encode(harmless), 1.0, 0.0)
+    reader = Triage(use_classifier=False)
+    harmless_index = {t: i for i, t in enumerate(harmless)}
+
+    def best_per_message(messages: list[str]) -> list[tuple[float, float]]:
+        """Per message: (similarity, margin) of each unit, for the grid."""
+        units = [[u for u in screen_units(reader.read(m)) if screen.reads(u[0])] for m in messages]
+        flat = [u for us in units for u, _whole in us]
+        vectors = encode(flat) if flat else np.zeros((0, screen.crisis_vectors.shape[1]), dtype=np.float32)
+        out, k = [], 0
+        for m, us in zip(messages, units):
+            v = vectors[k:k + len(us)]
+            k += len(us)
+            if not us:
+                out.append(np.zeros((0, 3)))
+                continue
+            to_crisis = (v @ screen.crisis_vectors.T).max(1)
+            to_harmless = v @ screen.harmless_vectors.T
+            if m in harmless_index:  # a message is not its own harmless neighbour
+                to_harmless[:, harmless_index[m]] = -1.0
+            out.append(np.stack([to_crisis, to_crisis - to_harmless.max(1), [float(w) for _u, w in us]], axis=1))
+        return out
+
+    progress(f"  scoring {len(train_crisis) + len(dev_crisis)} crisis messages and {len(dev_ordinary)} ordinary dev questions ...")
+    positives = best_per_message(train_crisis + dev_crisis)
+    negatives = best_per_message(dev_ordinary)
+
+    def rate(scored, t, w, whole_only):
+        """The share of messages with a unit at or above the bar (a whole sentence or clause only,
+        for the full reply: a part of one raises the check-in at most)."""
+        return float(np.mean([bool(((x[:, 1] >= 0) & (decision_score(x[:, 0], x[:, 1], w) >= t) & ((x[:, 2] > 0) | (not whole_only))).any())
+                              if len(x) else False for x in scored]))
+
+    grid = []
+    for whole_only in (True, False):
+        for w in SCREEN_WEIGHT_GRID:
+            for t in SCREEN_SCORE_GRID:
+                grid.append({"units": "whole" if whole_only else "all", "margin_weight": w, "min_score": t,
+                             "crisis_recall": round(rate(positives, t, w, whole_only), 4),
+                             "false_alarm_rate": round(rate(negatives, t, w, whole_only), 4)})
+    # The check-in's setting first (the most crisis messages within its budget; ties: fewer false
+    # alarms, then the higher bar), then the full reply's bar at the same weight: the lowest that
+    # stays within its own budget.
+    every_unit = [g for g in grid if g["units"] == "all"]
+    allowed = [g for g in every_unit if g["false_alarm_rate"] <= CHECK_IN_FALSE_ALARM_BUDGET] or [max(every_unit, key=lambda g: g["min_score"])]
+    check_in = max(allowed, key=lambda g: (g["crisis_recall"], -g["false_alarm_rate"], g["min_score"], -g["margin_weight"]))
+    same_weight = [g for g in grid if g["units"] == "whole" and g["margin_weight"] == check_in["margin_weight"]
+                   and g["min_score"] >= check_in["min_score"]]
+    chosen = min((g for g in same_weight if g["false_alarm_rate"] <= SCREEN_FALSE_ALARM_BUDGET), key=lambda g: g["min_score"],
+                 default=max(same_weight, key=lambda g: g["min_score"]))
+    screen.min_score, screen.margin_weight = chosen["min_score"], chosen["margin_weight"]
+    screen.check_in_score = check_in["min_score"]
+    screen.meta = {"phrasings_sha256_16": phrasings_hash(), "harmless": len(harmless), "crisis": len(phrasings)}
+    screen.save(path or BANK_PATH)
+    report = {
+        "built_with": "knee triage screen",
+        "phrasings": str(PHRASINGS_PATH.name), "phrasings_sha256_16": phrasings_hash(),
+        "crisis_phrasings": len(phrasings), "themes": sorted(set(themes)), "harmless_sentences": len(harmless),
+        "calibration": {"crisis_messages": len(positives), "from_training_data": len(train_crisis), "from_dev_split": len(dev_crisis),
+                        "ordinary_dev_questions": len(negatives), "false_alarm_budget": SCREEN_FALSE_ALARM_BUDGET,
+                        "check_in_false_alarm_budget": CHECK_IN_FALSE_ALARM_BUDGET},
+        "chosen": chosen,
+        "check_in": check_in,
+        # a crisis phrasing with no cue word: the screen never reads a clause like it
+        "crisis_phrasings_without_a_cue_word": [p for p in phrasings if not screen.reads(p)],
+        "grid": grid,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    Path(report_path or SCREEN_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report

@@ -13,12 +13,17 @@ them, and the higher level of either wins:
    are concepts too, read from words and ages;
 2. a learned detector (`assistant.classifier`) over the embeddings of each clause and sentence, for
    wordings the phrases do not list, gated by the same context (a child row needs a child, an
-   "after an injury" row an injury, else its `otherwise` row).
+   "after an injury" row an injury, else its `otherwise` row);
+3. for a crisis only, the crisis screen (`assistant.crisis_screen`): each sentence and clause,
+   past, conditional or denied ones too, against reviewed crisis phrasings and harmless look-alikes.
+   Alone it raises the crisis reply; beside another red flag, that red flag's reply also gives the
+   crisis lines.
 Every escalation names its row, quotes the words that raised it, and cites the red-flags article.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.classifier import RedFlagClassifier
+from assistant.crisis_screen import CrisisScreen, ScreenHit, load_check_in, words
 from assistant.language import Reading, Speller, ages, cue_at, english_share, english_words, model_vocabulary, read
 from assistant.redflags import CONTEXT_CONCEPTS, LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import scope_refusal
@@ -93,7 +99,7 @@ class Mention:
 @dataclass
 class Finding:
     row: Row
-    layer: str  # "rules" or "model"
+    layer: str  # "rules", "model" or "screen"
     score: float
     mentions: list[Mention]
     unit: str = ""  # for the model: the clause or sentence that raised it
@@ -107,6 +113,9 @@ class TriageResult:
     concepts: dict[str, list[str]] = field(default_factory=dict)  # concept -> the user's words, this message
     # every concept this message names, also as a hypothetical ("what if my knee locks?"); not denied
     named: frozenset[str] = frozenset()
+    # The crisis screen's check-in, when it was less sure than its full reply needs: shown above
+    # the answer (or refusal), which is still given.
+    check_in: str | None = None
 
     @property
     def matched_rules(self) -> list[str]:
@@ -116,11 +125,15 @@ class TriageResult:
 class Triage:
     def __init__(self, table: Table | None = None, model_path: str | None = None,
                  classifier: RedFlagClassifier | None = None, extra_words: frozenset[str] = frozenset(),
-                 use_classifier: bool = True):
+                 use_classifier: bool = True, screen: CrisisScreen | None = None):
         self.table = table or load_table()
         known = (model_vocabulary(model_path) if model_path else frozenset()) | english_words()
         self.speller = Speller(known | extra_words | self.table.words, self.table.words, self.table.prefixes, self.table.spellings)
         self.classifier = (classifier or RedFlagClassifier.load()) if use_classifier else None
+        # The crisis screen goes with the learned detector: both need the message's embeddings.
+        self.screen = (screen or CrisisScreen.load()) if use_classifier else None
+        self._crisis_row = next((r for r in self.table.rows if r.crisis), None)
+        self._check_in: str | None = None
         self._rows = self.table.rows
         self._order = {r.id: i for i, r in enumerate(self._rows)}
         # The words that must be in a clause before the learned detector may raise each row.
@@ -317,14 +330,32 @@ class Triage:
             # level stand (the model's choice between similar rows is less sure), except a crisis.
             model = self._model_findings(reading, earlier_readings, present, current, earlier, embed)
             findings += [f for f in model if f.row.crisis or not findings]
+        screened: ScreenHit | None = None
+        if self.screen is not None and embed is not None and self._crisis_row is not None and not any(f.row.crisis for f in findings):
+            screened = self._screen(reading, earlier_readings, embed)
+            if screened is not None and screened.sure and not findings:
+                findings.append(Finding(self._crisis_row, "screen", screened.margin, [], screened.unit))
         result = TriageResult(findings=findings, concepts={k: [m.words for m in v] for k, v in current.items()},
                               named=frozenset(current) | frozenset(hypothetical))
         if findings:
             best = max(findings, key=lambda f: (LEVEL_RANK[f.row.level], f.layer == "rules", f.score, -self._order[f.row.id]))
             result.escalation = self._escalation(best)
+            if screened is not None and screened.sure and not best.row.crisis:
+                # Another red flag's reply, and the crisis lines with it: the screen is less sure
+                # than the table, so it does not take the place of a red flag the person described.
+                also = f"You also wrote \u201c{screened.unit}\u201d. If you are having thoughts of suicide or self-harm: {self.table.actions['crisis']}"
+                result.escalation = dataclasses.replace(result.escalation, note=" ".join(x for x in (result.escalation.note, also) if x))
             return result
+        if screened is not None:
+            result.check_in = self.check_in_text(screened.unit)
         result.refusal = scope_refusal(reading.joined)
         return result
+
+    def check_in_text(self, unit: str) -> str:
+        """The check-in shown above an answer (assistant/crisis_phrasings.yaml, `check_in`)."""
+        if self._check_in is None:
+            self._check_in = load_check_in()
+        return self._check_in.format(quote=f"\u201c{unit}\u201d", crisis_lines=self.table.actions["crisis"])
 
     def _rule_findings(self, current, earlier, present, past: set[str] = frozenset()) -> list[Finding]:
         out = []
@@ -385,10 +416,22 @@ class Triage:
             out.append(Finding(row, "model", d.probability, mentions, d.unit))
         return out
 
+    def _screen(self, reading: Reading, earlier_readings: list[Reading], embed: Embed) -> ScreenHit | None:
+        units = screen_units(reading)
+        for r in earlier_readings[:CRISIS_TURNS]:
+            units += [u for u in screen_units(r) if u not in units]
+        units = [u for u in units if self.screen.reads(u[0])]
+        if len(units) > 2 * MAX_UNITS:
+            units = units[:MAX_UNITS] + units[-MAX_UNITS:]
+        if not units:
+            return None
+        texts = [u[0] for u in units]
+        return self.screen.screen(texts, embed(texts), whole=[u[1] for u in units])
+
     def _escalation(self, finding: Finding) -> Escalation:
         row = finding.row
         triggers = [m.words for m in finding.mentions]
-        if finding.layer == "model" and finding.unit:
+        if finding.layer in ("model", "screen") and finding.unit:
             triggers = [finding.unit] + [t for t in triggers if t not in finding.unit]
         elif row.crisis:
             # The person's own sentence, not a fragment of it: "what you wrote (...)" reads as respect.
@@ -424,6 +467,63 @@ ENGLISH_SHARE = 0.5
 def mostly_english(tokens: list[str]) -> bool:
     share = english_share([t for t in tokens if t.isalpha()])
     return share is None or share >= ENGLISH_SHARE  # nothing to judge by: the model reads it
+
+
+def screen_units(reading: Reading) -> list[tuple[str, bool]]:
+    """What the crisis screen reads: each sentence and each clause of a message, in the user's
+    words, with at least the screen's MIN_WORDS, and whether it is a whole sentence (True) or a part
+    of one: a clause, or a piece cut at a comma or a subordinate turn (False: a part raises the
+    check-in at most, since the words cut off may be what makes it harmless: "i want to sleep
+    forever | after that long run lol", "there's no point in anything | but walking").
+    Unlike the learned detector's units, past, conditional and denied ones are kept: "I sat on the
+    bridge railing last night", "if it doesn't heal I'll end it" are crises, and the harmless bank
+    holds the denials ("I'm not suicidal, just fed up"). Questions about crisis in general ("what
+    are the signs someone is suicidal?") are left out, as the rules leave them."""
+    out: dict[str, bool] = {}
+    for s in sorted(set(reading.sentences)):
+        idx = [i for i in reading.sentence_tokens(s) if reading.tokens[i].text not in ".!?;"]
+        if not idx:
+            continue
+        spans = [idx]
+        clauses = sorted({reading.clauses[i] for i in idx})
+        if len(clauses) > 1:
+            spans += [[i for i in idx if reading.clauses[i] == c] for c in clauses]
+        n_whole = 1  # the sentence: its clauses are parts too ("there's no point in anything | but walking")
+        for span in list(spans):
+            spans += _subordinate_parts(reading, span)
+        for n, span in enumerate(spans):
+            tokens = [reading.tokens[i].text for i in span]
+            if sum(t.isalnum() or "'" in t for t in tokens) < MIN_UNIT_WORDS or not mostly_english(tokens):
+                continue
+            if _CRISIS_INFO.search(" ".join(tokens)):
+                continue
+            text = reading.original(span[0], span[-1])
+            if words(text) >= MIN_UNIT_WORDS:
+                out[text] = out.get(text, False) or n < n_whole
+    return list(out.items())
+
+
+# Where a clause turns into a subordinate one ("scratching my legs till they bleed | whenever the
+# knee flares up", "I take a razor to my ankle | each time it swells"): the screen also reads each
+# side on its own, because a knee clause beside a crisis one pulls the whole towards the harmless
+# knee messages of the bank.
+_SUBORDINATORS = frozenset("whenever because since when while after before if every each so".split())
+_SUBORDINATE_OPENERS = frozenset("i i'm i've i'd i'll my it it's he she they we the this that time".split())
+
+
+def _subordinate_parts(reading: Reading, span: list[int]) -> list[list[int]]:
+    """The two sides of each subordinate turn in a span, and its comma-separated pieces ("knee's
+    wrecked, season's done, honestly ready to check out permanently")."""
+    toks = [reading.tokens[i].text for i in span]
+    out = []
+    for k in range(1, len(span) - 1):
+        if toks[k] in _SUBORDINATORS and toks[k + 1] in _SUBORDINATE_OPENERS:
+            out += [span[:k], span[k:]]
+    commas = [k for k, t in enumerate(toks) if t == ","]
+    if commas:
+        bounds = [-1] + commas + [len(span)]
+        out += [span[a + 1:b] for a, b in zip(bounds, bounds[1:]) if b - a > 1]
+    return out
 
 
 def model_units(reading: Reading) -> list[tuple[str, list[str]]]:

@@ -4,6 +4,8 @@
   write assistant/data/triage_model.npz and its report, print per-row cross-validated precision and
   recall; `--check` trains into a temporary file and says whether it equals the committed one
   (training is deterministic: fixed folds, seed 0);
+- screen: build the crisis screen from assistant/crisis_phrasings.yaml (assistant/data/crisis_screen.npz)
+  and set its two bars on the evaluation's dev split; print the chosen setting and its grid;
 - check: every example of every row raises that row's level; no look-alike raises anything;
 - explain: what triage finds in one message (concepts in the user's words, rows, the model's view).
 """
@@ -24,7 +26,7 @@ def main(args, settings: Settings) -> int:
     from assistant.redflags import TableError
 
     try:
-        return {"train": train, "check": check, "explain": explain}[args.triage_command](args, settings)
+        return {"train": train, "screen": screen, "check": check, "explain": explain}[args.triage_command](args, settings)
     except TableError as exc:
         raise CliError(str(exc)) from None
 
@@ -51,6 +53,26 @@ def train(args, settings: Settings) -> int:
     print("the committed model is what `knee triage train` makes of today's data" if same
           else "the committed model differs from a fresh training: run `knee triage train` and commit the result")
     return 0 if same else 1
+
+
+def screen(args, settings: Settings) -> int:
+    from assistant.crisis_screen import BANK_PATH, REPORT_PATH, PhrasingsError
+    from assistant.train_triage import build_screen
+
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    try:
+        report = build_screen(settings=settings, progress=say)
+    except PhrasingsError as exc:
+        raise CliError(str(exc)) from None
+    c = report["chosen"]
+    print(f"crisis screen: similarity + {c['margin_weight']} x margin >= {c['min_score']}: catches {c['crisis_recall']:.3f} of "
+          f"{report['calibration']['crisis_messages']} crisis messages, false alarms on {c['false_alarm_rate']:.3f} of "
+          f"{report['calibration']['ordinary_dev_questions']} ordinary dev questions (budget {report['calibration']['false_alarm_budget']})")
+    k = report["check_in"]
+    print(f"check-in (the answer, with crisis lines above it): score >= {k['min_score']}: {k['crisis_recall']:.3f} of the crisis messages, "
+          f"{k['false_alarm_rate']:.3f} of the ordinary dev questions (budget {report['calibration']['check_in_false_alarm_budget']})")
+    print(f"wrote {BANK_PATH} and {REPORT_PATH} in {report['seconds']} s")
+    return 0
 
 
 def _triage(settings: Settings, rules_only: bool = False):

@@ -152,11 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", action="store_true", help="exit 1 when a metric is below its threshold (evals/thresholds.toml)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("triage", help="the red-flag table and its learned detector: train, check, explain")
+    p = sub.add_parser("triage", help="the red-flag table, its learned detector and the crisis screen: train, screen, check, explain")
     tsub = p.add_subparsers(dest="triage_command", metavar="ACTION")
     tsub.required = True
     t = tsub.add_parser("train", help="fit the learned detector (assistant/data/triage_model.npz) and print its cross-validated report")
     t.add_argument("--check", action="store_true", help="train into a temporary file and say whether it equals the committed model")
+    t = tsub.add_parser("screen", help="build the crisis screen (assistant/data/crisis_screen.npz) from assistant/crisis_phrasings.yaml and set its bars on the dev split")
     t = tsub.add_parser("check", help="check the red-flag table: every example raises its row at its level, no look-alike raises anything")
     t.add_argument("--rules-only", action="store_true", help="without the learned detector")
     t = tsub.add_parser("explain", help="what triage makes of a message: concepts, rows, the model's view")

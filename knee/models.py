@@ -176,6 +176,9 @@ class Answer:
     # A word about the answer itself, shown after it (not a sentence of the knowledge base): e.g.
     # which of several questions were answered.
     notice: str | None = None
+    # The crisis screen's check-in (assistant/crisis_phrasings.yaml): shown above the answer when a
+    # clause of the message was near a crisis phrasing, but not near enough for the crisis reply.
+    check_in: str | None = None
 
     def to_json(self, id: Any = None) -> dict[str, Any]:
         """The `knee ask --json` / `--batch` record; other tools read exactly these keys."""
@@ -191,6 +194,7 @@ class Answer:
                 "citations": [c.to_json() for c in self.citations],
                 "refusal": self.refusal,
                 "notice": self.notice,
+                "check_in": self.check_in,
                 "advice": STANDING_ADVICE,
                 "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             }
