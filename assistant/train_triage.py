@@ -322,7 +322,8 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
                  default=max(same_weight, key=lambda g: g["min_score"]))
     screen.min_score, screen.margin_weight = chosen["min_score"], chosen["margin_weight"]
     screen.check_in_score = check_in["min_score"]
-    screen.meta = {"phrasings_sha256_16": phrasings_hash(), "harmless": len(harmless), "crisis": len(phrasings)}
+    screen.meta = {"phrasings_sha256_16": phrasings_hash(), "harmless": len(harmless), "crisis": len(phrasings),
+                   "cue_pattern": screen.cues.pattern}
     screen.save(path or BANK_PATH)
     report = {
         "built_with": "knee triage screen",

@@ -14,7 +14,8 @@ import json
 
 import pytest
 
-from assistant.crisis_screen import BANK_PATH, PHRASINGS_PATH, REPORT_PATH, CrisisScreen, PhrasingsError, load_check_in, load_phrasings, phrasings_hash
+from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH, CrisisScreen, PhrasingsError, load_check_in, load_cue_words,
+                                     load_phrasings, phrasings_hash)
 from assistant.triage import screen_units
 
 
@@ -33,6 +34,7 @@ def test_the_committed_bank_is_built_from_todays_phrasings():
     crisis, _themes, lookalikes = load_phrasings()
     assert screen.meta["phrasings_sha256_16"] == phrasings_hash(), "crisis_phrasings.yaml changed: run `knee triage screen` and commit"
     assert screen.crisis == crisis
+    assert screen.cues.pattern == load_cue_words().pattern
     assert set(lookalikes) <= set(screen.harmless)
     assert screen.check_in_score <= screen.min_score
     report = json.loads(REPORT_PATH.read_text())
