@@ -47,6 +47,9 @@ REPORT_PATH = HERE / "data" / "crisis_screen_report.json"
 # night") sat next to crisis phrasings by chance on the dev split (session 6: 3-word units doubled
 # the false alarms of 4-word ones at the same recall).
 MIN_WORDS = 4
+# ... except a whole sentence, which may be as short as "Noose is ready." (session 6: a held-out
+# crisis message of two such sentences, "Knee hurts. Noose is ready.", was read by nothing)
+MIN_SENTENCE_WORDS = 3
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
@@ -154,9 +157,10 @@ class CrisisScreen:
                             check_in_score=np.array(self.check_in_score),
                             meta=np.array(json.dumps(self.meta, sort_keys=True)))
 
-    def reads(self, unit: str) -> bool:
-        """Whether the screen reads this clause: long enough, and a cue word in it."""
-        return words(unit) >= MIN_WORDS and self.cues.search(unit.replace("\u2019", "'")) is not None
+    def reads(self, unit: str, sentence: bool = False) -> bool:
+        """Whether the screen reads this unit: long enough, and a cue word in it."""
+        return (words(unit) >= (MIN_SENTENCE_WORDS if sentence else MIN_WORDS)
+                and self.cues.search(unit.replace("\u2019", "'")) is not None)
 
     def scores(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per unit: similarity to the nearest crisis phrasing, to the nearest harmless sentence,
@@ -171,7 +175,7 @@ class CrisisScreen:
     def screen(self, units: list[str], vectors: np.ndarray, whole: list[bool] | None = None) -> ScreenHit | None:
         """The unit most like a crisis phrasing, when one passes the check-in's bar; `sure` when a
         whole sentence or clause (`whole`, default all) passes the full reply's bar."""
-        keep = [i for i, u in enumerate(units) if self.reads(u)]
+        keep = [i for i, u in enumerate(units) if self.reads(u, whole is not None and bool(whole[i]))]
         if not keep:
             return None
         c, h, ic, ih = self.scores(np.asarray(vectors)[keep])

@@ -276,7 +276,7 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
 
     def best_per_message(messages: list[str]) -> list[tuple[float, float]]:
         """Per message: (similarity, margin) of each unit, for the grid."""
-        units = [[u for u in screen_units(reader.read(m)) if screen.reads(u[0])] for m in messages]
+        units = [[u for u in screen_units(reader.read(m)) if screen.reads(*u)] for m in messages]
         flat = [u for us in units for u, _whole in us]
         vectors = encode(flat) if flat else np.zeros((0, screen.crisis_vectors.shape[1]), dtype=np.float32)
         out, k = [], 0

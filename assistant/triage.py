@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.classifier import RedFlagClassifier
-from assistant.crisis_screen import CrisisScreen, ScreenHit, load_check_in, words
+from assistant.crisis_screen import MIN_SENTENCE_WORDS, CrisisScreen, ScreenHit, load_check_in, words
 from assistant.language import Reading, Speller, ages, cue_at, english_share, english_words, model_vocabulary, read
 from assistant.redflags import CONTEXT_CONCEPTS, LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import scope_refusal
@@ -420,7 +420,7 @@ class Triage:
         units = screen_units(reading)
         for r in earlier_readings[:CRISIS_TURNS]:
             units += [u for u in screen_units(r) if u not in units]
-        units = [u for u in units if self.screen.reads(u[0])]
+        units = [u for u in units if self.screen.reads(*u)]
         if len(units) > 2 * MAX_UNITS:
             units = units[:MAX_UNITS] + units[-MAX_UNITS:]
         if not units:
@@ -493,12 +493,13 @@ def screen_units(reading: Reading) -> list[tuple[str, bool]]:
             spans += _subordinate_parts(reading, span)
         for n, span in enumerate(spans):
             tokens = [reading.tokens[i].text for i in span]
-            if sum(t.isalnum() or "'" in t for t in tokens) < MIN_UNIT_WORDS or not mostly_english(tokens):
+            least = MIN_SENTENCE_WORDS if n < n_whole else MIN_UNIT_WORDS
+            if sum(t.isalnum() or "'" in t for t in tokens) < least or not mostly_english(tokens):
                 continue
             if _CRISIS_INFO.search(" ".join(tokens)):
                 continue
             text = reading.original(span[0], span[-1])
-            if words(text) >= MIN_UNIT_WORDS:
+            if words(text) >= least:
                 out[text] = out.get(text, False) or n < n_whole
     return list(out.items())
 
