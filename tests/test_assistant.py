@@ -302,7 +302,7 @@ def test_ask_batch_json_format(corpus_db, tmp_path):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in records] == ["a1", "e1", "r1", "f1"]
     for r in records:
-        assert set(r) == {"id", "question", "behavior", "escalation", "answer", "citations", "refusal", "notice", "advice", "timings_ms"}
+        assert set(r) == {"id", "question", "behavior", "escalation", "answer", "citations", "refusal", "notice", "check_in", "advice", "timings_ms"}
         assert "physiotherapist" in r["advice"]
         assert r["behavior"] in ("answer", "escalate", "refuse")
         assert "total" in r["timings_ms"]

@@ -143,3 +143,15 @@ def test_a_broken_phrasings_file_is_one_clear_error(tmp_path):
     with pytest.raises(PhrasingsError, match="quote"):
         load_check_in(bad)
     assert load_check_in(PHRASINGS_PATH).count("{quote}") == 1
+
+
+def test_the_app_shows_the_check_in_above_the_answer_as_text(assistant_):
+    """The app's reply: the check-in in its own box before the answer, escaped like any user text."""
+    from ui import plain_reply, stream_reply
+
+    a = ask(assistant_, "what exercises help runner's knee?")
+    a.check_in = "Before your answer: something you wrote (\u201c<img src=x>\u201d) made me want to check in with you. Samaritans 116 123"
+    html = list(stream_reply(a))[-1]
+    assert html.index('class="knee-checkin"') < html.index('class="knee-answer"')
+    assert "<img" not in html and "&lt;img src=x&gt;" in html
+    assert "check in" not in plain_reply(html)  # the history the assistant reads back holds the answer only

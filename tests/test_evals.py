@@ -234,16 +234,17 @@ def test_gate_thresholds_and_failures():
     test = thresholds.bounds["test"]
     assert test["minimum"] == {"escalation_recall_any": 1.0, "level_accuracy": 0.95, "crisis_recall": 1.0,
                                "behavior_accuracy": 0.95, "fact_recall": 0.90, "fact_grounding": 0.95}
-    assert test["maximum"] == {"false_escalation_rate": 0.03}
+    assert test["maximum"] == {"false_escalation_rate": 0.03, "check_in_rate": 0.03}
     assert thresholds.bounds["real"]["minimum"]["fact_recall"] == 0.85
     good = {"escalation_recall_any": 1.0, "level_accuracy": 0.96, "crisis_recall": 1.0, "behavior_accuracy": 0.96,
-            "fact_recall": 0.9, "fact_grounding": 1.0, "false_escalation_rate": 0.0}
+            "fact_recall": 0.9, "fact_grounding": 1.0, "false_escalation_rate": 0.0, "check_in_rate": 0.0}
     assert gate_failures(good, test) == []
-    bad = {**good, "escalation_recall_any": 0.98, "fact_grounding": None, "false_escalation_rate": 0.05}
+    bad = {**good, "escalation_recall_any": 0.98, "fact_grounding": None, "false_escalation_rate": 0.05, "check_in_rate": 0.04}
     failures = gate_failures(bad, test)
     assert failures[0].startswith("escalation_recall_any = 0.9800 < 1.0")
     assert any(f.startswith("fact_grounding: could not be computed") for f in failures)
     assert any(f.startswith("false_escalation_rate = 0.0500 > 0.03 (maximum)") for f in failures)
+    assert any(f.startswith("check_in_rate = 0.0400 > 0.03 (maximum)") for f in failures)
     assert gate_failures(good, {"minimum": {"speed": 1}})[0].startswith("speed: not a metric")
     # A threshold listed as expected to fail is reported as such, with its issue, and does not fail the gate.
     failing, expected = gate_lines(bad, test, "test", {"test.escalation_recall_any": "issue 9"})
