@@ -225,9 +225,10 @@ SCREEN_WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
 # A missed crisis is the worst failure this product can have and a false alarm the second worst
 # (DEVELOPERS.md); the dev split's ordinary questions are long stories on purpose, with many
 # clauses each.
-# Measured in session 6: on the test split's ordinary questions, and on the real ones, the screen
-# raised 3 to 4 times (test) and up to 20 times (real, 2 of 19) the dev split's rate at every
-# setting: a bar set on dev does not hold on messages it was not set on. So the full crisis reply,
+# Measured in session 6 (an offline grid over the same units): the screen raised 2 to 4 times the
+# dev split's rate on the test split's ordinary questions at most settings, and a first version
+# set at 1.2% on dev raised the full reply on 2 of the 19 real questions: a bar set on dev does
+# not hold on messages it was not set on. So the full crisis reply,
 # which takes the place of the answer, is raised by the screen only at a bar that raised nothing
 # on dev; below it, down to 1 dev question in 200, the person gets the check-in: the answer, with
 # the crisis lines above it. A false alarm then costs an ordinary question one caring line. (On the
