@@ -57,12 +57,17 @@ class PhrasingsError(ValueError):
     """crisis_phrasings.yaml cannot be used; the message says where and why."""
 
 
-def load_phrasings(path: Path = PHRASINGS_PATH) -> tuple[list[str], list[str], list[str]]:
-    """(crisis phrasings, their themes, harmless look-alikes), checked."""
+def _read(path: Path) -> object:
+    """The phrasings file's data; one clear error when it cannot be read."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise PhrasingsError(f"{path}: cannot read it ({exc})") from exc
+
+
+def load_phrasings(path: Path = PHRASINGS_PATH) -> tuple[list[str], list[str], list[str]]:
+    """(crisis phrasings, their themes, harmless look-alikes), checked."""
+    data = _read(path)
     out: dict[str, list[tuple[str, str]]] = {}
     for key in ("crisis", "lookalikes"):
         groups = data.get(key) if isinstance(data, dict) else None
@@ -82,7 +87,7 @@ def load_phrasings(path: Path = PHRASINGS_PATH) -> tuple[list[str], list[str], l
 
 def load_check_in(path: Path = PHRASINGS_PATH) -> str:
     """The check-in's wording, with its {quote} and {crisis_lines} places."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = _read(path)
     text = data.get("check_in") if isinstance(data, dict) else None
     if not isinstance(text, str) or "{quote}" not in text or "{crisis_lines}" not in text:
         raise PhrasingsError(f"{path}: `check_in` must be a text with {{quote}} and {{crisis_lines}} in it")
@@ -91,7 +96,7 @@ def load_check_in(path: Path = PHRASINGS_PATH) -> str:
 
 def load_cue_words(path: Path = PHRASINGS_PATH) -> re.Pattern:
     """One pattern for the `cue_words` of the phrasings file (a clause must hold one)."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = _read(path)
     cues = data.get("cue_words") if isinstance(data, dict) else None
     if not isinstance(cues, list) or not cues or not all(isinstance(c, str) and c.strip() for c in cues):
         raise PhrasingsError(f"{path}: `cue_words` must be a list of words or phrases")
@@ -108,6 +113,14 @@ def phrasings_hash(path: Path = PHRASINGS_PATH) -> str:
 
 def decision_score(similarity, margin, margin_weight: float):
     return similarity + margin_weight * margin
+
+
+def passes(similarity, margin, whole, bar: float, margin_weight: float, whole_only: bool = False):
+    """Per unit, whether it reaches a bar: closer to a crisis phrasing than to anything harmless,
+    its score at or above the bar, and (`whole_only`, for the full reply) a whole sentence. The one
+    rule, for the screen and for `knee triage screen`'s grid alike."""
+    ok = (margin >= 0) & (decision_score(similarity, margin, margin_weight) >= bar)
+    return ok & whole if whole_only else ok
 
 
 def words(text: str) -> int:
@@ -132,9 +145,10 @@ class CrisisScreen:
         self.harmless_vectors = np.asarray(harmless_vectors, dtype=np.float32)
         self.min_score, self.margin_weight = float(min_score), float(margin_weight)
         self.meta = meta or {}
-        # The cue words' pattern, as built (stored with the bank: reading the YAML file again at
-        # every start cost ~90 ms of a cold `knee ask`).
+        # The cue words' pattern and the check-in's wording, as built (stored with the bank: reading
+        # the YAML file again cost ~90 ms, at every start and at a process's first check-in).
         self.cues = re.compile(self.meta["cue_pattern"], re.I) if self.meta.get("cue_pattern") else load_cue_words()
+        self.check_in = self.meta.get("check_in") or load_check_in()
         # the check-in's bar (lower); None: no check-in
         self.check_in_score = min(float(check_in_score), self.min_score) if check_in_score is not None else self.min_score
 
@@ -175,17 +189,18 @@ class CrisisScreen:
     def screen(self, units: list[str], vectors: np.ndarray, whole: list[bool] | None = None) -> ScreenHit | None:
         """The unit most like a crisis phrasing, when one passes the check-in's bar; `sure` when a
         whole sentence or clause (`whole`, default all) passes the full reply's bar."""
-        keep = [i for i, u in enumerate(units) if self.reads(u, whole is not None and bool(whole[i]))]
+        flags = [True] * len(units) if whole is None else [bool(w) for w in whole]
+        keep = [i for i, u in enumerate(units) if self.reads(u, flags[i])]
         if not keep:
             return None
         c, h, ic, ih = self.scores(np.asarray(vectors)[keep])
         margin = c - h
         score = decision_score(c, margin, self.margin_weight)
-        is_whole = np.array([True if whole is None else bool(whole[i]) for i in keep])
-        ok = (margin >= 0) & (score >= self.check_in_score)
+        is_whole = np.array([flags[i] for i in keep])
+        ok = passes(c, margin, is_whole, self.check_in_score, self.margin_weight)
         if not ok.any():
             return None
-        sure = ok & is_whole & (score >= self.min_score)
+        sure = passes(c, margin, is_whole, self.min_score, self.margin_weight, whole_only=True)
         k = int(np.argmax(np.where(sure if sure.any() else ok, score, -np.inf)))
         return ScreenHit(units[keep[k]], float(c[k]), float(margin[k]), self.crisis[int(ic[k])], self.harmless[int(ih[k])],
                          sure=bool(sure.any()))

@@ -255,8 +255,8 @@ def _dev_gold(crisis_row: str) -> tuple[list[str], list[str]]:
 
 
 def build_screen(path=None, report_path=None, settings=None, progress=print) -> dict:
-    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, decision_score,
-                                         load_phrasings, phrasings_hash)
+    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, load_phrasings,
+                                         passes, phrasings_hash)
     from assistant.triage import Triage, screen_units
     from knee.config import load_settings
     from knee.encoder import get_encoder
@@ -275,8 +275,8 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
     reader = Triage(use_classifier=False)
     harmless_index = {t: i for i, t in enumerate(harmless)}
 
-    def best_per_message(messages: list[str]) -> list[tuple[float, float]]:
-        """Per message: (similarity, margin) of each unit, for the grid."""
+    def best_per_message(messages: list[str]) -> list[np.ndarray]:
+        """Per message, one row per unit: similarity, margin, whether it is a whole sentence."""
         units = [[u for u in screen_units(reader.read(m)) if screen.reads(*u)] for m in messages]
         flat = [u for us in units for u, _whole in us]
         vectors = encode(flat) if flat else np.zeros((0, screen.crisis_vectors.shape[1]), dtype=np.float32)
@@ -301,8 +301,8 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
     def rate(scored, t, w, whole_only):
         """The share of messages with a unit at or above the bar (a whole sentence or clause only,
         for the full reply: a part of one raises the check-in at most)."""
-        return float(np.mean([bool(((x[:, 1] >= 0) & (decision_score(x[:, 0], x[:, 1], w) >= t) & ((x[:, 2] > 0) | (not whole_only))).any())
-                              if len(x) else False for x in scored]))
+        return float(np.mean([bool(passes(x[:, 0], x[:, 1], x[:, 2] > 0, t, w, whole_only).any()) if len(x) else False
+                              for x in scored]))
 
     grid = []
     for whole_only in (True, False):
@@ -324,7 +324,7 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
     screen.min_score, screen.margin_weight = chosen["min_score"], chosen["margin_weight"]
     screen.check_in_score = check_in["min_score"]
     screen.meta = {"phrasings_sha256_16": phrasings_hash(), "harmless": len(harmless), "crisis": len(phrasings),
-                   "cue_pattern": screen.cues.pattern}
+                   "cue_pattern": screen.cues.pattern, "check_in": screen.check_in}
     screen.save(path or BANK_PATH)
     report = {
         "built_with": "knee triage screen",

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from assistant.classifier import RedFlagClassifier
-from assistant.crisis_screen import MIN_SENTENCE_WORDS, CrisisScreen, ScreenHit, load_check_in, words
+from assistant.crisis_screen import MIN_SENTENCE_WORDS, MIN_WORDS, CrisisScreen, ScreenHit
 from assistant.language import Reading, Speller, ages, cue_at, english_share, english_words, model_vocabulary, read
 from assistant.redflags import CONTEXT_CONCEPTS, LEVEL_RANK, Row, Table, load_table, phrase_regex
 from assistant.scope import scope_refusal
@@ -133,7 +133,6 @@ class Triage:
         # The crisis screen goes with the learned detector: both need the message's embeddings.
         self.screen = (screen or CrisisScreen.load()) if use_classifier else None
         self._crisis_row = next((r for r in self.table.rows if r.crisis), None)
-        self._check_in: str | None = None
         self._rows = self.table.rows
         self._order = {r.id: i for i, r in enumerate(self._rows)}
         # The words that must be in a clause before the learned detector may raise each row.
@@ -353,9 +352,7 @@ class Triage:
 
     def check_in_text(self, unit: str) -> str:
         """The check-in shown above an answer (assistant/crisis_phrasings.yaml, `check_in`)."""
-        if self._check_in is None:
-            self._check_in = load_check_in()
-        return self._check_in.format(quote=f"\u201c{unit}\u201d", crisis_lines=self.table.actions["crisis"])
+        return self.screen.check_in.format(quote=f"\u201c{unit}\u201d", crisis_lines=self.table.actions["crisis"])
 
     def _rule_findings(self, current, earlier, present, past: set[str] = frozenset()) -> list[Finding]:
         out = []
@@ -471,7 +468,7 @@ def mostly_english(tokens: list[str]) -> bool:
 
 def screen_units(reading: Reading) -> list[tuple[str, bool]]:
     """What the crisis screen reads: each sentence and each clause of a message, in the user's
-    words, with at least the screen's MIN_WORDS, and whether it is a whole sentence (True) or a part
+    words, and whether it is a whole sentence (True) or a part
     of one: a clause, or a piece cut at a comma or a subordinate turn (False: a part raises the
     check-in at most, since the words cut off may be what makes it harmless: "i want to sleep
     forever | after that long run lol", "there's no point in anything | but walking").
@@ -488,19 +485,18 @@ def screen_units(reading: Reading) -> list[tuple[str, bool]]:
         clauses = sorted({reading.clauses[i] for i in idx})
         if len(clauses) > 1:
             spans += [[i for i in idx if reading.clauses[i] == c] for c in clauses]
-        n_whole = 1  # the sentence: its clauses are parts too ("there's no point in anything | but walking")
         for span in list(spans):
             spans += _subordinate_parts(reading, span)
-        for n, span in enumerate(spans):
+        for n, span in enumerate(spans):  # the first is the sentence; its clauses are parts too
             tokens = [reading.tokens[i].text for i in span]
-            least = MIN_SENTENCE_WORDS if n < n_whole else MIN_UNIT_WORDS
+            least = MIN_SENTENCE_WORDS if n == 0 else MIN_WORDS
             if sum(t.isalnum() or "'" in t for t in tokens) < least or not mostly_english(tokens):
                 continue
             if _CRISIS_INFO.search(" ".join(tokens)):
                 continue
+            # (the screen's `reads` counts the words of the text itself as well)
             text = reading.original(span[0], span[-1])
-            if words(text) >= least:
-                out[text] = out.get(text, False) or n < n_whole
+            out[text] = out.get(text, False) or n == 0
     return list(out.items())
 
 

@@ -35,6 +35,7 @@ def test_the_committed_bank_is_built_from_todays_phrasings():
     assert screen.meta["phrasings_sha256_16"] == phrasings_hash(), "crisis_phrasings.yaml changed: run `knee triage screen` and commit"
     assert screen.crisis == crisis
     assert screen.cues.pattern == load_cue_words().pattern
+    assert screen.check_in == load_check_in()
     assert set(lookalikes) <= set(screen.harmless)
     assert screen.check_in_score <= screen.min_score
     report = json.loads(REPORT_PATH.read_text())
@@ -139,6 +140,10 @@ def test_a_broken_phrasings_file_is_one_clear_error(tmp_path):
     bad.write_text("crisis: [: :\n")
     with pytest.raises(PhrasingsError, match="cannot read it"):
         load_phrasings(bad)
+    with pytest.raises(PhrasingsError, match="cannot read it"):
+        load_check_in(bad)
+    with pytest.raises(PhrasingsError, match="cannot read it"):
+        load_cue_words(bad)
     bad.write_text("check_in: hello\n")
     with pytest.raises(PhrasingsError, match="quote"):
         load_check_in(bad)
