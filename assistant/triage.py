@@ -290,11 +290,13 @@ class Triage:
             # A new subject between them ends the negation's reach, and so does a comma after a
             # "no" or "without", which negate a noun: "if this knee doesn't heal I'm going to end
             # it", "no future without running, might as well be dead" negate the healing and the
-            # running, not the plan or the wish ("I'm not, honestly, suicidal" stays denied).
+            # running, not the plan or the wish ("I'm not, honestly, suicidal" stays denied). The
+            # subject may be the phrase's own first word: "if the knee doesn't heal I'll just walk
+            # into the sea".
             return any(cue_at(reading, i) and reading.tokens[i].text not in own and reading.clauses[i] == reading.clauses[first]
                        and not any(reading.tokens[j].text in _SUBJECTS
                                    or (reading.tokens[j].text in ",;:" and reading.tokens[i].text in _NOUN_NEGATIONS)
-                                   for j in range(i + 1, first))
+                                   for j in range(i + 1, first + 1))
                        for i in range(max(0, first - CRISIS_NEGATION_REACH), first))
         for i in span:
             c = cue[i]

@@ -566,6 +566,56 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("i told my friend i don't want to exist and she laughed it off", "suicidal_thoughts"),
     ('sometimes i stand near the edge of the platform and think about it', "suicidal_thoughts"),
     ("i'm going to take all my tablets tonight", "suicidal_thoughts"),
+    # Session 7, a red-flag set written by a helper who saw none of the table (60 red flags: 57
+    # caught before): a tender kneecap "when I press on it", a tender "bony knob" on the outer side,
+    # a kick and "my knee went in a race" as injuries; then new phrasings of each, not in that set.
+    # (A rolled ankle is no knee injury: "rolled my ankle ... it feels wobbly" is about the ankle.)
+    ("slipped on the stairs yesterday and my kneecap hurts when I push on it", "injury_needs_xray"),
+    ("hit my knee on the coffee table, the kneecap is tender if I touch it but nowhere else", "injury_needs_xray"),
+    ("after the tackle the little bony knob on the outside below my knee is sore when I press it", "injury_needs_xray"),
+    ("got a kick on the knee in five-a-side, now I can't put weight on it", "no_weight_after_injury"),
+    ("my knee went during netball and now it's locked and won't straighten", "locked_after_injury"),
+    ("my kneecap is out of line after I fell on it and it's stuck to the side", "deformed_knee"),
+    ("after the fall my kneecap looks out of line when I bend it", "deformed_knee"),
+    ("my friend collapsed at the finish and was out cold for a minute", "chest_pain_or_fainting"),
+    ("felt a pop in my knee when I got tackled, it has always done that clicking though", "giving_way_after_injury"),
+    # Session 7's crisis set (a helper's; 25 crisis replies of 45 before), then new phrasings of
+    # each need it showed: no point in being around, medicines kept back or taken all at once,
+    # hitting oneself, a height asked, an end set by an event, a farewell, another's self-harm found,
+    # drowning, an account made a memorial
+    ("i honestly can't see the point of being here much longer with everything falling apart", "suicidal_thoughts"),
+    ("I don't see any point in still being around if I can never run again", "suicidal_thoughts"),
+    ("my brother says he doesn't see the point of staying alive since the accident", "suicidal_thoughts"),
+    ("she's been hiding a stash of pills under her mattress", "suicidal_thoughts"),
+    ("I've got a stockpile of codeine in the bathroom cabinet, just in case", "suicidal_thoughts"),
+    ("my tramadol, I've been saving them up for weeks now", "suicidal_thoughts"),
+    ('keep thinking about swallowing all the sleeping pills in the house', "suicidal_thoughts"),
+    ("I'm tempted to just take all of the painkillers the GP gave me at once", "suicidal_thoughts"),
+    ('i punch my legs when the pain gets bad, i deserve it', "suicidal_thoughts"),
+    ("he's been punching himself in the head when he gets frustrated with rehab", "suicidal_thoughts"),
+    ('I slam my fist into my thigh till it bruises every time I fail a rep', "suicidal_thoughts"),
+    ('how high is the top of the multi-storey by the station?', "suicidal_thoughts"),
+    ('does anyone know how high the cliff path drop is near Beachy Head', "suicidal_thoughts"),
+    ('just want everything sorted before I die, who should get my running medals', "suicidal_thoughts"),
+    ("I've told myself that when the marathon is over, so will I.", "suicidal_thoughts"),
+    ('once this rehab block finishes, so do I', "suicidal_thoughts"),
+    ("dad texted 'love you all, sorry for everything' and now his phone is off", "suicidal_thoughts"),
+    ('my girlfriend left a voicemail saying goodbye and sorry for everything', "suicidal_thoughts"),
+    ('noticed cuts on his forearms when he took his hoodie off after training', "suicidal_thoughts"),
+    ("saw scars on her wrists at the pool, she's 14 and off running with her knee", "suicidal_thoughts"),
+    ('i keep thinking i could just drown myself in the lake on my route', "suicidal_thoughts"),
+    ("I'll just walk into the river, nobody would notice.", "suicidal_thoughts"),
+    ("he said he's going to make it all stop.", "suicidal_thoughts"),
+    ("I'm going to die by my own hand if this knee doesn't get better", "suicidal_thoughts"),
+    ('how do I put my Strava into memorial mode before the end', "suicidal_thoughts"),
+    ("I keep hitting my leg until it bruises when I'm angry", "suicidal_thoughts"),
+    # a negation before a new subject that starts the phrase itself; a closing quote ends a clause
+    ("if my knee doesn't get better i'll end it all", "suicidal_thoughts"),
+    ("if physio doesn't work I'll just walk into the river, easier for everyone", "suicidal_thoughts"),
+    ("if the surgery doesn't fix it I'll just walk into the lake.", "suicidal_thoughts"),
+    ('she said "I want out" and hung up', "suicidal_thoughts"),
+    ("he told me he's 'done with everything' and switched his phone off", "suicidal_thoughts"),
+    ("I've been saving them up for weeks, the codeine I mean", "suicidal_thoughts"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -687,6 +737,41 @@ NEW_LOOKALIKES = [
     # a pop dated years back (the pop concept is `current_only` now, as the injury concept was)
     "i felt a pop in my knee two years ago but it's been fine, now the front aches on stairs",
     "I heard a pop three years ago when I tore my ACL. Now I get runner's knee pain on long runs",
+    # Session 7 (the helper's set, then new phrasings): the physio's "out of line" for a kneecap
+    # that tracks off-centre, knees "locked back" as a posture, "out cold" asleep, a crack the
+    # knee has always made
+    "the physio says my kneecap looks out of line when I bend because it tracks to the outside",
+    "I tend to stand with my knees locked back, is that bad for runner's knee?",
+    "yoga teacher said I lock my knees back in standing poses",
+    "was out cold on the sofa after the marathon, knee stiff today",
+    "slept like a log, out cold by 9 after my long run",
+    "my knees crack when I squat, always done that, no pain",
+    "knee went stiff at the weekend after my long run",
+    # Session 7's crisis look-alikes: the same words without the crisis
+    "I don't see the point of being around the club if I can't run, should I still go to socials?",
+    'I keep a stash of gels in my car for long runs, are they bad for my knee?',
+    'how many ibuprofen is safe to take before a long run?',
+    "I've been saving up for new shoes, which ones help runner's knee?",
+    "I'm going to take all the advice my physio gave me, where do I start?",
+    'I punched the air when I finished my first pain-free 5k!',
+    "I keep banging my knee on the desk at work, could that make runner's knee worse?",
+    'hit my knee on the bed frame till it bruised, clumsy me, is it ok to run?',
+    'how high is the bridge on the parkrun route, is the climb bad for my knee?',
+    'I want to get my kit sorted before I go to the race.',
+    'I want to get my kit sorted before I go.',
+    'when the season ends, so does my motivation',
+    'my ex texted sorry for everything and then blocked me, anyway my knee hurts',
+    'found scratches on my legs from brambles on the trail, and my knee aches',
+    'found marks on his legs from the compression socks, is that normal?',
+    'I went into the sea for a cold dip after my run, good for knees?',
+    "I'll just walk into the sea for an ice bath after the race",
+    'did I overdose on hill reps? my knee is grumpy',
+    "I think I OD'd on stairs this week",
+    'how much paracetamol can I take for knee pain?',
+    'if coach makes us do another set of lunges I will die',
+    "my son yells 'I'm going to die' on every squat, how do I motivate him",
+    "if I have to do one more wall sit I'm going to die 😂 how long before these start working?",
+    "can I memorialise my dad's Strava account, he died last year",
 ]
 
 
