@@ -793,3 +793,15 @@ def test_a_phrase_can_end_at_the_end_of_a_clause():
     pattern = re.compile(phrase_regex("(give|gave) up on (life|living) $"))
     assert pattern.search("i give up on life ") and pattern.search("gave up on living . then ")
     assert not pattern.search("i give up on living room workouts ")
+
+
+def test_the_shipped_english_word_list_is_the_pinned_packages():
+    # assistant/data/english_words.txt is read at start instead of pyspellchecker's 160,000-word
+    # JSON (0.5 s): it must hold exactly what the pinned package gives, or the speller would change
+    # a word it should keep (or keep a typo) after an upgrade. `python -m assistant.language` rewrites it.
+    from assistant.language import ENGLISH_WORDS_PATH, derive_english_words
+
+    shipped = frozenset(ENGLISH_WORDS_PATH.read_text(encoding="utf-8").split())
+    derived = derive_english_words()
+    assert derived, "pyspellchecker's word list could not be read"
+    assert shipped == derived, (f"{len(shipped ^ derived)} words differ: run `python -m assistant.language`")
