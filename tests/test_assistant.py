@@ -474,6 +474,33 @@ def test_an_opener_is_not_part_of_the_question():
     assert read_message("Question about my knee: does it get better?").asked[0].question.startswith("Question about")
 
 
+# Written after long stories whose last line only asked for an opinion ("Is she right?", "which is
+# it??", "what do you reckon?") were answered from the story's symptoms, not from what was asked:
+# a short question asks about the sentence before it, and a question told as a story ("she wants
+# to know if ...", "I'm stuck between ...") is a question. New phrasings, none from the gold.
+@pytest.mark.parametrize("message, searched", [
+    ("Been running three years. My brother reckons that grinding noise means my cartilage is shot. Is he right?",
+     "grinding noise means my cartilage is shot"),
+    ("kneecap aches on the stairs since march. can't decide between stopping running for a month or carrying on slowly. thoughts?",
+     "stopping running for a month or carrying on slowly"),
+    ("My son (16) has sore knees after football and stairs. He wants to know whether he should do the exercises every day. I told him I'd check. What do you think?",
+     "exercises every day"),
+])
+def test_a_short_question_asks_about_what_was_said_just_before(message, searched):
+    from assistant.message import read_message
+
+    read = read_message(message)
+    assert len(read.asked) == 1 and read.unanswered == 0, read
+    assert searched in read.asked[0].query, read.asked[0].query
+
+
+def test_two_real_questions_are_both_still_answered():
+    from assistant.message import read_message
+
+    read = read_message("My kneecap aches after runs. How long will it take to settle? What should I do meanwhile?")
+    assert len(read.asked) == 2, read
+
+
 # Written for follow-ups marked by "though"/"then" at the end or "why not?" at the start, after
 # "what counts as a flare though?" (after a walk-run plan) was met with "my knowledge base does not
 # cover that". A self-contained question stays itself (tests above).
