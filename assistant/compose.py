@@ -280,12 +280,14 @@ class Composer:
             ref = self.referral_sentence()
             if ref:
                 composed = compose_all(max(1, self.settings.max_words - len(ref[0].split()))) or composed
-        shown: set[str] = set()
+        shown: list[frozenset[str]] = []
         for c in composed:
             # Two questions answered from the same section would print it twice: a later
-            # paragraph keeps only what an earlier one did not say (and goes when nothing is left).
-            fresh = [(text, p) for text, p in c.sentences if " ".join(text.split()).lower() not in shown]
-            shown |= {" ".join(text.split()).lower() for text, _ in fresh}
+            # paragraph keeps only what an earlier one did not say (and goes when nothing is left),
+            # whether said in the same words or nearly ("If your knee pain is not getting better
+            # after a few weeks, ... see a physiotherapist or GP" in two articles' wordings).
+            fresh = [(text, p) for text, p in c.sentences if not any(_says_again(_words(text), w) for w in shown)]
+            shown += [_words(text) for text, _ in fresh]
             if fresh:
                 paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in fresh))
         if ref:
@@ -301,3 +303,21 @@ class Composer:
             for p in cited
         ]
         return "\n\n".join(paragraphs), citations
+
+
+# A sentence says again what another said when this share of the shorter one's words is in the
+# other. Set from the two wordings of the referral sentence (the shorter's words all in the longer),
+# then checked over the 827 pairs of sentences from the two paragraphs of every two-question answer
+# of runs/answer-v17 (all splits; 2026-11-27): the six pairs at 0.8 or more each said one thing in
+# two wordings (a starting dose, the referral, SCFE, hip pain felt in the knee); the highest pair
+# saying two things shared 0.74.
+SAYS_AGAIN_SHARE = 0.8
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def _says_again(a: frozenset[str], b: frozenset[str]) -> bool:
+    shorter = min(len(a), len(b))
+    return shorter > 0 and len(a & b) / shorter >= SAYS_AGAIN_SHARE

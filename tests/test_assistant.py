@@ -613,3 +613,32 @@ def test_urgent_care_sentences_answer_questions_about_urgency(assistant, questio
         assert answer.behavior == "answer" and "emergency department" in answer.answer, (question, answer.answer)
     else:
         assert not re.search(r"emergency|same day|urgent", answer.answer, re.I), (question, answer.answer)
+
+
+# Written after a two-question answer (a real question: "should I stop or carry on? ... Not sure
+# what to do for the best") said "see a physiotherapist or GP if it is not getting better after a
+# few weeks" in both paragraphs, in two articles' wordings.
+@pytest.mark.parametrize("message", [
+    "My knee has ached for three weeks on every run. Should I keep going with my 10k plan? Not sure what is best here.",
+    "Front of the knee hurts after long runs and stairs. How long does runner's knee usually last? And when should I see someone about it?",
+    "kneecap sore since I upped my mileage. do I need to stop running? what exercises should I be doing?",
+])
+def test_a_second_paragraph_does_not_say_again_what_the_first_said(assistant, message):
+    from assistant.compose import SAYS_AGAIN_SHARE, _words
+
+    paragraphs = [p for p in assistant.invoke({"question": message, "history": []}).answer.split("\n\n") if p.strip()]
+    first = [_words(s) for s in re.split(r"\[\d+\]", paragraphs[0]) if s.strip()]
+    for later in paragraphs[1:]:
+        for sentence in re.split(r"\[\d+\]", later):
+            w = _words(sentence)
+            if w:
+                assert all(len(w & f) / min(len(w), len(f)) < SAYS_AGAIN_SHARE for f in first), sentence
+
+
+def test_says_again_reads_two_wordings_of_one_sentence_as_one():
+    from assistant.compose import _says_again, _words
+
+    a = _words("If your knee pain is not getting better after a few weeks, or is getting worse, see a physiotherapist or GP.")
+    b = _words("If your knee pain is not getting better after a few weeks of looking after it yourself, or it is getting worse, see a physiotherapist or GP.")
+    c = _words("Exercise therapy is the main treatment for runner's knee.")
+    assert _says_again(a, b) and not _says_again(a, c)
