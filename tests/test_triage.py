@@ -705,6 +705,11 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("won't be needing my trainers where I'm going", "suicidal_thoughts"),
     ('nobody would miss me if I stopped turning up', "suicidal_thoughts"),
     ("she said she's got a way out planned", "suicidal_thoughts"),
+    ('I am planning to end everything tonight', "suicidal_thoughts"),
+    ('my plan is simple, thinking to finish it all now', "suicidal_thoughts"),
+    ("if I don't message tomorrow it's because I went through with it", "suicidal_thoughts"),
+    ('I almost did it last month, going through with it this time', "suicidal_thoughts"),
+    ("the rat poison is in my bag, I'm thinking to finish it tonight", "suicidal_thoughts"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -917,6 +922,10 @@ NEW_LOOKALIKES = [
     'the junior club is giving their old medals away at the party',
     "I won't be needing my knee brace after today's final check, yay",
     'nobody would miss me at parkrun if I skip one week, right?',
+    'we have rat poison in the shed for the mice, is it safe for my dog?',
+    'I finally went through with it and booked the knee surgery',
+    'thinking to finish my training plan early this season',
+    "if I don't reply it's because I'm at parkrun",
 ]
 
 
