@@ -150,7 +150,7 @@ def read_message(text: str) -> ReadMessage:
         # about the sentence just before it ("My wife says the creaking means I'm wearing it out"),
         # whether or not that sentence holds the story's symptom words.
         before = _antecedent(parts, original) if len(content_words(q)) < VAGUE_QUESTION_WORDS else None
-        extra = ([before] if before else []) + [f for f in facts if f != before and (not before or f not in before)]
+        extra = ([before] if before else []) + [f for f in facts if not before or f not in before]
         query = " ".join([q] + extra) if needs_facts and extra else q
         asked.append(Asked(_SPELL_OUT(q), _SPELL_OUT(query)))
     return ReadMessage(asked, facts, max(0, len(told or questions) - len(chosen)), story)

@@ -186,6 +186,11 @@ def phrase_regex(phrase: str) -> str:
     spaces (and ending with one): words match whole tokens; `word*` a token starting so; `a/b` either
     word; `(a b|c)` either sequence; `[a/b]` optionally; `~` up to GAP_WORDS other tokens; `$` the
     end of a clause."""
+    return _AT_WORD_START + _phrase_body(phrase)
+
+
+def _phrase_body(phrase: str) -> str:
+    """`phrase_regex` without its leading word-start test."""
     out = ""
     for kind, item in _slots(phrase):
         if kind == "gap":
@@ -204,7 +209,7 @@ def phrase_regex(phrase: str) -> str:
             out += _word_regex(item) + " "
     # Every token of the phrase is followed by its space (the joined message ends with one too), so
     # a phrase ends at a word's end whether or not its last item is optional.
-    return _AT_WORD_START + out
+    return out
 
 
 def _phrase_list(name: str, spec: dict, key: str, groups: dict[str, str], required: bool = False) -> list[str]:
@@ -221,10 +226,7 @@ def _alternation(name: str, key: str, phrases: list[str]) -> re.Pattern | None:
     if not phrases:
         return None
     try:
-        parts = [phrase_regex(p) for p in phrases]
-        if all(x.startswith(_AT_WORD_START) for x in parts):
-            return re.compile(_AT_WORD_START + "(?:" + "|".join(x[len(_AT_WORD_START):] for x in parts) + ")")
-        return re.compile("|".join(parts))
+        return re.compile(_AT_WORD_START + "(?:" + "|".join(_phrase_body(p) for p in phrases) + ")")
     except ValueError as exc:
         raise TableError(f"concept {name!r}: {key}: {exc}") from None
 
