@@ -427,9 +427,16 @@ def negation_sources(tokens: list[Token], clauses: list[int]) -> list[int | None
 _HISTORICAL = re.compile(
     r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|a few|few|many|several|some|couple of|a couple of)"
     r" (?:years?|decades?) (?:ago|back)\b|\bwhen i was (?:a |little|young|younger|at school|in school|\d+|a kid|a child|a teen|a teenager)"
-    r"|\bas a (?:kid|child|teen|teenager|boy|girl)\b|\bback in (?:19|20)\d\d\b|\bin the past\b|\blast year\b|\blast season\b"
+    r"|\bas a (?:kid|child|teen|teenager|boy|girl)\b|\bback in (?:19|20)\d\d\b|\blast year\b|\blast season\b"
+    # "in the past", but not "in the past few days" (a recent report); decades ("back in the 90s")
+    r"|\bin the past\b(?! (?:\d+|few|couple|two|three|four|five|six|24|48|week|weeks|day|days|hour|hours|month|fortnight|night)\b)"
+    # (tokens: "90s" is read as "90 s", "'90s" as "' 90 s")
+    r"|\bin the (?:19|20)[0-9]0 s\b|\bback in the (?:' )?(?:[0-9]0 s|nineties|eighties|seventies|sixties|noughties)\b"
     r"|\bused to\b|\bpreviously\b|\byears back\b|\bin (?:19|20)\d\d\b|\bas a youngster\b|\bwhen i was younger\b|\bin my (?:teens|twenties|20s)\b"
 )
+# Words that bring a dated clause back to the present ("it locked years ago and again now") ... but
+# not "fine now", which closes a story ("my coach fainted at a race years ago and is fine now").
+_NOW = re.compile(r"\b(?:again|today|since then|this time)\b|(?<!fine )(?<!ok )(?<!okay )(?<!well )(?<!better )(?<!good )(?<!healthy )\bnow\b")
 _HYPOTHETICAL = re.compile(
     r"\b(?:what if|if ever|if i ever|if you ever|if they ever|if he ever|if she ever|if it ever|if my knee ever|in case|suppose|supposing"
     r"|imagine|hypothetically|should i ever|should it ever|let's say|if someone|if somebody|if anyone|if a |if an |if your|if you"
@@ -544,7 +551,7 @@ def read(text: str, speller: Speller | None = None) -> Reading:
     for c in set(clauses):
         idx = reading.clause_tokens(c)
         clause_joined = " ".join(tokens[i].text for i in idx)
-        if _HISTORICAL.search(clause_joined) and not re.search(r"\b(?:again|now|today|since then|this time)\b", clause_joined):
+        if _HISTORICAL.search(clause_joined) and not _NOW.search(clause_joined):
             reading.past.add(c)
     # Sentences that describe nobody's symptom: hypothetical, or general questions.
     for s in set(sentences):

@@ -127,12 +127,19 @@ def _slots(phrase: str) -> list[tuple[str, str]]:
             j = text.find(")", i)
             if j < 0:
                 raise ValueError(f"unclosed ( in {phrase!r}")
+            if "(" in text[i + 1 : j] or "[" in text[i + 1 : j]:
+                # A group inside a group was read as literal brackets and silently matched nothing
+                # (two phrases of session 7 and 8 did); spell each alternative out instead.
+                raise ValueError(f"a group cannot hold another group or an optional word (write each alternative in full): {phrase!r}")
             slots.append(("group", text[i + 1 : j]))
             i = j + 1
         elif ch == "[":
             j = text.find("]", i)
             if j < 0:
                 raise ValueError(f"unclosed [ in {phrase!r}")
+            if "|" in text[i + 1 : j] or "(" in text[i + 1 : j]:
+                # "[last|final]" was read as one literal word and matched nothing (session 8)
+                raise ValueError(f"optional words are separated by / inside [ ]: {phrase!r}")
             slots.append(("optional", text[i + 1 : j].strip()))
             i = j + 1
         else:

@@ -70,6 +70,9 @@ _CRISIS_INFO = re.compile(
     r"\b(?:signs?|symptoms?|warning|how (?:do|can|should) (?:i|you|we|people) (?:help|support|talk|spot|tell)|what (?:should|do) (?:i|you) say"
     r"|someone who|a friend who|people who|support someone|help someone|statistics|how common|hotline numbers?|what number)\b"
 )
+# ... but never a question about the amount or the way that kills: "how many tramadol would kill
+# someone who is 60kg" names "someone who" and still asks for a means (session 8).
+_MEANS_ASKED = re.compile(r"\b(?:how (?:many|much)|what amount|what dose|lethal|fatal|deadly|painless|quickest|easiest|fastest)\b")
 # A crisis is undone only by a negation at most this many words before its words.
 CRISIS_NEGATION_REACH = 3
 # Words that open a clause of their own about the person (see `_denied`).
@@ -209,7 +212,8 @@ class Triage:
                     if hypothetical is not None and not self._denied(name, reading, first, last, m.group(0)):
                         hypothetical.add(name)
                     continue  # "what if my knee ever locks?" describes nothing yet
-                if general and name == "crisis" and _CRISIS_INFO.search(reading.sentence_text(sentence).lower()):
+                if general and name == "crisis" and _CRISIS_INFO.search(said := reading.sentence_text(sentence).lower()) \
+                        and not _MEANS_ASKED.search(said):
                     continue  # "what are the signs someone is suicidal?": a question, answered
                 # (a crisis is never explained away as a hypothetical about oneself)
                 clause = reading.clauses[first]
