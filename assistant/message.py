@@ -192,10 +192,24 @@ def _echoes(parts: list[str], question: str) -> bool:
     return before is not None and bool(_REQUEST.search(before)) and not before.rstrip().endswith("?")
 
 
+def _clauses(sentence: str) -> list[str]:
+    """A sentence's clauses; one longer than MAX_FACT_WORDS is cut again at "and", "when" ...
+    ("Few weeks ago my left knee started aching behind the kneecap after my long run and it creaks
+    like an old door when I squat down to pick up my son": 31 words, the story's symptom, place and
+    activity, and once left out whole for its length)."""
+    out = []
+    for c in re.split(r"[,;:]\s+|\s+-\s+|\s+(?:but|and then|although|because)\s+", sentence):
+        if len(c.split()) > MAX_FACT_WORDS:
+            out += re.split(r"\s+(?:and|when|while|whenever|so|which|then)\s+", c)
+        else:
+            out.append(c)
+    return out
+
+
 def _facts(rest: list[str]) -> list[str]:
     clauses = []
     for s in rest:
-        for c in re.split(r"[,;:]\s+|\s+-\s+|\s+(?:but|and then|although|because)\s+", s):
+        for c in _clauses(s):
             words = c.split()
             hits = len(_FACT_WORDS.findall(c))
             # A medicine the story mentions ("my GP said take ibuprofen") is not what is asked: it

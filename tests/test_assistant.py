@@ -642,3 +642,23 @@ def test_says_again_reads_two_wordings_of_one_sentence_as_one():
     b = _words("If your knee pain is not getting better after a few weeks of looking after it yourself, or it is getting worse, see a physiotherapist or GP.")
     c = _words("Exercise therapy is the main treatment for runner's knee.")
     assert _says_again(a, b) and not _says_again(a, c)
+
+
+@pytest.mark.parametrize("message, fact", [
+    ("Been running for about six years without trouble. Since the autumn the front of my right knee has been aching every time "
+     "I go down the stairs at work and it gets worse when I sit through long meetings with my legs bent under the desk. "
+     "I have a half marathon in April. Should I be worried?", "front of my right knee has been aching"),
+    ("My son is 15 and plays football for the county. Over the last month he says the area around his kneecaps throbs after "
+     "every training session and then it stays sore on the walk home from the bus stop in the evenings. He is not injured. "
+     "What can he do?", "around his kneecaps throbs"),
+    ("So I took up hiking last summer. Lately going downhill on long descents makes the inside of my left knee ache badly and "
+     "the ache carries on into the next morning when I climb the stairs to the office. Nothing dramatic happened. Is it runners knee?",
+     "inside of my left knee ache"),
+])
+def test_a_long_sentence_still_gives_the_story_its_symptom(message, fact):
+    # A clause over MAX_FACT_WORDS was once dropped whole, and with it the story's symptom and place
+    # (session 8: dev fact recall 0.748 -> 0.752, real 0.714 -> 0.762 once it is cut at "and", "when").
+    from assistant.message import read_message
+
+    facts = read_message(message).facts
+    assert any(fact in f for f in facts), facts
