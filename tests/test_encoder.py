@@ -57,3 +57,17 @@ def test_a_texts_vector_is_the_same_bits_whatever_it_is_embedded_with(corpus_set
     assert same_length, "no text of the same length to batch it with"
     for batch in ([text, *TEXTS], [*TEXTS, text], [*same_length, text], [text, *same_length, *TEXTS]):
         assert np.array_equal(encoder.encode(batch)[batch.index(text)], alone), batch
+
+
+def test_every_text_of_a_long_pack_is_the_bits_it_has_alone(corpus_settings):
+    """Texts of many lengths packed together (and over more than one pack of PACK_TOKENS) each
+    keep the vector they have alone: packing shares only the position-wise arithmetic."""
+    from knee.encoder import PACK_TOKENS
+
+    encoder = get_encoder(corpus_settings.model_path)
+    words = "my knee aches going down the stairs after a long run and when I sit at my desk all day".split()
+    texts = [" ".join(words[: 3 + i % len(words)]) + f" {i}" for i in range(200)]
+    assert sum(len(x) for x in encoder.token_ids(texts)) > PACK_TOKENS
+    packed = encoder.encode(texts)
+    for i, t in enumerate(texts):
+        assert np.array_equal(packed[i], encoder.encode([t])[0]), t
