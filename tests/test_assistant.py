@@ -662,3 +662,18 @@ def test_a_long_sentence_still_gives_the_story_its_symptom(message, fact):
 
     facts = read_message(message).facts
     assert any(fact in f for f in facts), facts
+
+
+def test_a_long_message_is_embedded_in_one_pass(assistant, monkeypatch):
+    # Triage's clauses and retrieval's queries go to the encoder together (VectorCache.expect):
+    # three passes took about twice as long as one for a long message (session 8).
+    calls = []
+    embed = assistant._embed
+    monkeypatch.setattr(assistant, "_embed", lambda texts: calls.append(len(texts)) or embed(texts))
+    story = ("Been running for about nine years, mostly trails at the weekend. Since the spring the front of my left knee "
+             "aches after long descents and on the stairs at the office, and it stiffens when I sit through a film. "
+             "No swelling and nothing happened to it. What exercises should I be doing, and how often?")
+    answer = assistant.answer(story)
+    assert answer.behavior == "answer"
+    assert calls and calls[0] > 3, calls
+    assert len(calls) <= 2, calls  # the first pass holds them all; the composer may ask for one more text
