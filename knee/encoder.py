@@ -26,18 +26,33 @@ import numpy as np
 PACK_TOKENS = 2048
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, under float32's own
-    rounding at these magnitudes): NumPy has no erf, and scipy.special costs 0.5 s to import."""
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return sign * (1.0 - poly * np.exp(-a * a))
-
-
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+    """GELU with erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, under float32's
+    own rounding at these magnitudes): NumPy has no erf, and scipy.special costs 0.5 s to import.
+    Computed in place, in the same float32 operations and order as the plain expression
+    0.5 * x * (1 + sign(y) * (1 - poly(t) * exp(-y * y))), y = x / sqrt(2), t = 1 / (1 + p * |y|),
+    so the vectors are the same bits; without the temporaries it is 5 times faster (10.4 -> 2.1 ms
+    on a 300 x 1536 block), and it was a fifth of the encoder's time under load (session 8)."""
+    y = x * (1.0 / math.sqrt(2.0))
+    sign = np.sign(y)
+    a = np.abs(y, out=y)
+    t = 0.3275911 * a
+    t += 1.0
+    np.divide(1.0, t, out=t)
+    poly = t * 1.061405429
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += c
+        poly *= t
+    np.multiply(a, a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    a *= poly
+    np.subtract(1.0, a, out=a)
+    a *= sign  # erf(y)
+    a += 1.0
+    a *= x
+    a *= 0.5  # exact: a power of two
+    return a
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
