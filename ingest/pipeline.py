@@ -327,6 +327,38 @@ class Ingestor:
         else:
             report.articles["unchanged"] += 1
 
+    def sweep_orphans(self, report: IngestReport) -> int:
+        """Delete the records no committed article lists. A run killed after an article's manifest
+        commit and before its earlier version was deleted leaves that version behind, and the next
+        run sees the article up to date and never reaches it (session 8: one chunk in 83 after
+        four kills, in CI). A count per collection (constant time) against the manifest finds
+        them; only then are the ids read. Returns the number of chunks deleted."""
+        entries = self.manifest.entries().values()
+        wanted = ({i for e in entries for i in e.chunk_ids}, {i for e in entries for i in e.sentence_ids},
+                  {i for e in entries for i in (e.question_ids or ())})
+        removed = 0
+        for rm, name, keep in zip((self.rm_chunks, self.rm_sentences, self.rm_questions), self.store.names(), wanted):
+            collection = self.store.collection(name)
+            if collection.count() <= len(keep):
+                continue
+            ids: list[str] = []
+            while True:  # paged: a store may hold 100,000 records and more
+                page = collection.get(include=[], limit=ORPHAN_PAGE, offset=len(ids))["ids"]
+                ids += page
+                if len(page) < ORPHAN_PAGE:
+                    break
+            doomed = sorted(set(ids) - keep)
+            for start in range(0, len(doomed), ORPHAN_PAGE):
+                batch = doomed[start : start + ORPHAN_PAGE]
+                collection.delete(ids=batch)
+                rm.delete_keys(batch)
+            if rm is self.rm_chunks:
+                removed = len(doomed)
+        if removed:
+            report.deleted += removed
+            report.warnings.append(f"{removed} chunk(s) left by an interrupted ingest were removed")
+        return removed
+
     def remove_gone(self, present: set[str], report: IngestReport) -> None:
         """--full: articles in the store whose files are not in this run's input are removed.
         The manifest row is emptied first (the article disappears for readers at once), the
@@ -430,6 +462,7 @@ class Ingestor:
             bar.close()
         if full:
             self.remove_gone(present, report)
+        self.sweep_orphans(report)
         if self.changed or damaged or not self._sparse_current():
             from knee import sparse
 
@@ -438,6 +471,10 @@ class Ingestor:
             report.warnings += [f"a sentence longer than a chunk was cut: {s!r}..." for s in self._chunker.too_long_sentences]
         report.seconds = time.perf_counter() - started
         return report
+
+
+# Ids read or deleted at once when orphans are swept (Chroma's own batches are about this size).
+ORPHAN_PAGE = 5000
 
 
 def _sqlite_problem(path: Path) -> str | None:

@@ -328,3 +328,21 @@ def test_the_readers_bm25_scores_equal_bm25s_on_the_corpus_index(corpus_settings
         query += query[:1]
         assert np.allclose(ours.get_scores(query), np.asarray(theirs.get_scores(query)), atol=1e-6)
     assert not ours.get_scores(["no-such-term-here"]).any()
+
+
+def test_records_no_article_lists_are_swept_by_the_next_run(small_corpus, tmp_path):
+    """A run killed after an article's manifest commit, before its earlier version was deleted,
+    leaves records that the next run (seeing the article up to date) never reaches by source."""
+    settings = make_settings(tmp_path / "db")
+    Ingestor(settings).run([small_corpus])
+    store = open_store(settings)
+    chunks = store.chunk_collection()
+    one = chunks.get(limit=1, include=["embeddings", "documents", "metadatas"])
+    before = chunks.count()
+    chunks.add(ids=["left-by-a-killed-run"], embeddings=[list(one["embeddings"][0])],
+               documents=["An earlier edition of this section."], metadatas=[one["metadatas"][0]])
+    report = Ingestor(settings).run([small_corpus])
+    assert report.articles["unchanged"] == 3 and report.deleted == 1, report.to_json()
+    assert any("interrupted ingest" in w for w in report.warnings)
+    assert open_store(settings).chunk_collection().count() == before
+    assert Ingestor(settings).run([small_corpus]).deleted == 0  # and nothing more the time after

@@ -17,7 +17,7 @@ import re
 import pytest
 
 from assistant.classifier import MODEL_PATH, RedFlagClassifier
-from assistant.redflags import MIN_EXAMPLES, MIN_LOOKALIKES, TableError, load_table, parse_table
+from assistant.redflags import MIN_EXAMPLES, MIN_LOOKALIKES, TABLE_PATH, TableError, load_table, parse_table
 from assistant.triage import Triage, escalation_markdown
 from conftest import CORPUS, REPO_ROOT
 
@@ -778,6 +778,15 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("she's worked out how and she won't tell me", "suicidal_thoughts"),
     ("what knot takes a grown man's weight", "suicidal_thoughts"),
     ("held a match to my arm till it blistered", "suicidal_thoughts"),
+    # session 8, written after red-flag set G was read (not in it)
+    ("I twisted at netball and something in my knee made a noise like a crack, it hurts but I can hobble", "giving_way_after_injury"),
+    ("my temperature is fine but the thermometer said 39.4 an hour ago and my knee is hot, red and swollen", "hot_swollen_knee_fever"),
+    ("knee swollen and red and hot, and I keep going hot then shivery all evening", "hot_swollen_knee_fever"),
+    ("since I hurt my knee playing rugby it keeps giving way, it won't hold me on the stairs", "giving_way_after_injury"),
+    ("after the tackle his foot feels fizzy and he can't seem to lift his toes", "foot_circulation"),
+    ("a heavy pressure feeling spread right across the middle of my chest on the hill and I had to stop", "chest_pain_or_fainting"),
+    ("my knee is bigger than the other one, hot to touch and red since yesterday", "hot_swollen_knee"),
+    ("our daughter, who is eleven, has been limping for a week and says her knee hurts", "child_limp_hip"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -1027,6 +1036,10 @@ NEW_LOOKALIKES = [
     "which knot is best for tying my running shoes so they don't slip?",
     "my coach said the team is better off with a new captain",
     "I tried to take my own pulse after the run but couldn't find it",
+    # session 8, after red-flag set G
+    "my knee makes a sound like a creak every time I squat, no pain",
+    "it was freezing at parkrun and my knees ached afterwards, normal?",
+    "I hurt my knee at parkrun, it aches at the front on the stairs, what exercises help?",
 ]
 
 
@@ -1068,3 +1081,37 @@ def test_a_group_inside_a_group_is_refused_not_silently_dead(phrase):
     from assistant.redflags import phrase_regex
     with pytest.raises(ValueError):
         phrase_regex(phrase)
+
+
+def _phrase_lines():
+    import yaml
+
+    data = yaml.safe_load(TABLE_PATH.read_text())
+    for name, concept in data["concepts"].items():
+        for key in ("phrases", "unless", "unless_in_clause", "implies_unless"):
+            for p in concept.get(key) or []:
+                yield f"{name}.{key}", p
+    for row in data["rows"]:
+        for p in row.get("model_cues_unless") or []:
+            yield f"{row['id']}.model_cues_unless", p
+
+
+def test_every_word_of_a_phrase_is_one_the_reading_can_produce(triage):
+    """The reading rewrites some words before phrases are matched ("knees" -> "knee", "60s" ->
+    "60 s", "gonna" -> "going to"): a phrase word it rewrites can never match, unless the phrase
+    also offers the rewritten form. Session 8 found such dead words in seven phrases ("standing with
+    my knees locked", "in my 60s", "dead legs", "alt-f4", ...)."""
+    import re
+
+    dead = []
+    for where, phrase in _phrase_lines():
+        text = re.sub(r"\{[a-z_]+\}", " ", phrase.lower())
+        spoken = " " + " ".join(re.split(r"[\s\[\]()|/~$]+", text)) + " "
+        for word in re.split(r"[\s\[\]()|/~$,]+", text):
+            if not word or "*" in word or word.startswith("'") or "\\" in word:
+                continue
+            read = triage.read(word).joined.strip()
+            # (a rewrite into words the phrase offers is fine: "(want|wanna) to" reads "want to")
+            if read != word and f" {read.split()[0]} " not in spoken:
+                dead.append((where, word, read, phrase))
+    assert not dead, dead
