@@ -213,18 +213,19 @@ def needs_subject(question: str) -> bool:
 
 def search_texts(asked, earlier: list[str], turns: int) -> tuple[str, str]:
     """(the retrieval query, the text matched against the question index) for one question."""
-    query = resolve_follow_up(without_negated(asked.query), earlier, turns)
+    plain = without_negated(asked.query)
+    query = resolve_follow_up(plain, earlier, turns)
     # In a runner's-knee chat "it" is runner's knee: a question whose subject is only a pronoun
     # ("can it start suddenly?") is searched as a question about runner's knee. A question about
     # something else ("how do I run a faster marathon?") is not: it names its subject, and the
     # composer's off-topic floor judges it as asked.
-    if query == without_negated(asked.query) and needs_subject(query):
+    if query == plain and needs_subject(query):
         query = f"{query} (runner's knee)"
     # The question index is matched with the question as asked, or, when it says little without
     # its story ("what should I do?"), with the story's facts too: alone it matched the index's
     # "what should I do?" entries whatever the story was.
     if asked.query != asked.question:
-        index_text = without_negated(asked.query)
+        index_text = plain
     else:
         index_text = f"{asked.question} (runner's knee)" if needs_subject(asked.question) else asked.question
     return query, index_text

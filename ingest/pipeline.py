@@ -181,6 +181,12 @@ class Ingestor:
         return self._record_managers[2]
 
     @property
+    def managers(self) -> tuple:
+        """The three record managers, in the order of `Store.names()` (chunks, sentences, questions)."""
+        self.rm_chunks  # noqa: B018  (opens all three)
+        return self._record_managers
+
+    @property
     def chunker(self) -> Chunker:
         if self._chunker is None:
             self._chunker = make_chunker(self.settings, model_tokenizer(self.settings))
@@ -256,7 +262,7 @@ class Ingestor:
         Returns the number of chunks deleted."""
         deleted_chunks = 0
         names = self.store.names()
-        managers = (self.rm_chunks, self.rm_sentences, self.rm_questions)
+        managers = self.managers
         keeps = tuple(keep) + (set(),) * (3 - len(keep))
         for rm, name, keep_ids in zip(managers, names, keeps):
             collection = self.store.collection(name)
@@ -280,7 +286,7 @@ class Ingestor:
         if article.source in getattr(self, "_damaged", ()):
             # The record managers remember records the store lost: forget them, or `index()`
             # would skip them as unchanged and the store would stay broken.
-            for rm in (self.rm_chunks, self.rm_sentences, self.rm_questions):
+            for rm in self.managers:
                 rm.delete_keys(rm.list_keys(group_ids=[article.source]))
         started = self.rm_chunks.get_time()
         result = self._index(chunk_docs, self.rm_chunks, self.store.vectorstore(s.collection))
@@ -337,7 +343,7 @@ class Ingestor:
         wanted = ({i for e in entries for i in e.chunk_ids}, {i for e in entries for i in e.sentence_ids},
                   {i for e in entries for i in (e.question_ids or ())})
         removed = 0
-        for rm, name, keep in zip((self.rm_chunks, self.rm_sentences, self.rm_questions), self.store.names(), wanted):
+        for rm, name, keep in zip(self.managers, self.store.names(), wanted):
             collection = self.store.collection(name)
             if collection.count() <= len(keep):
                 continue
