@@ -73,6 +73,10 @@ class Concept:
     unless_in_clause: re.Pattern | None  # cancels a match anywhere in its clause ("... on the hill reps")
     knee_only: bool = False
     current_only: bool = False
+    # a phrase may run over a sentence's end where it writes the end out ("knee gone . me next $"):
+    # two short sentences that only together say it. `~` never crosses a full stop, so only such
+    # phrases do.
+    across_sentences: bool = False
     anchor: str | None = None  # "knee": counted only in a sentence that names the knee, leg or a bone
     implies: tuple[str, ...] = ()  # concepts this one also stands for
     implies_unless: re.Pattern | None = None  # ... except in a message that says so ("no injury")
@@ -254,6 +258,7 @@ def compile_concept(name: str, spec: Any, groups: dict[str, str] | None = None) 
         unless_in_clause=_alternation(name, "unless_in_clause", unless_in_clause),
         knee_only=bool(spec.get("knee_only", False)),
         current_only=bool(spec.get("current_only", False)),
+        across_sentences=bool(spec.get("across_sentences", False)),
         anchor=spec.get("anchor"),
         implies=tuple(spec.get("implies") or ()),
         implies_unless=_alternation(name, "implies_unless", _phrase_list(name, spec, "implies_unless", groups)),

@@ -205,7 +205,7 @@ class Triage:
                     break
                 first, last = reading.token_at(m.start()), reading.token_at(max(m.end() - 1, m.start()))
                 sentence = reading.sentences[first]
-                if reading.sentences[last] != sentence:
+                if reading.sentences[last] != sentence and not concept.across_sentences:
                     continue
                 general = sentence in reading.general
                 if sentence in reading.hypothetical and not general and name != "crisis":
