@@ -453,6 +453,18 @@ _GENERAL_FRAMING = re.compile(
     r"|what causes|why do|why does|why is|can a |can an |could a |could an |someone|somebody|anyone|people|runners|a runner"
     r"|the ottawa|ottawa knee|criteria|guidelines?)\b"
 )
+# A story from a programme, a podcast or an article about someone else ("Watching a hospital drama
+# last night, a marathon runner collapsed with chest pain"; red-flag set H, session 9): nobody the
+# writer describes. Both are needed, and the sentence must not be personal: "watching telly, knee
+# suddenly went hot" (pronouns dropped) stays a report.
+_MEDIA = re.compile(
+    r"\b(?:tv|telly|television|drama|film|movie|documentary|podcast|series|episode|soap|programme|program|novel|article"
+    r"|news|youtube|video|netflix|documentaries|podcasts)\b"
+)
+_SOMEONE_ELSE = re.compile(
+    r"\b(?:a|an|the|this|one|some) (?:[a-z-]+ )?(?:runner|man|woman|guy|girl|boy|lady|bloke|athlete|player|character"
+    r"|patient|person|marathoner|cyclist|footballer|presenter|host|actor|actress|contestant|triathlete|sprinter)\b"
+)
 # Words that place a description at a moment: a report, not a general question.
 _REPORT_TIME = re.compile(
     r"\b(?:since|yesterday|today|tonight|this (?:morning|afternoon|evening|week)|last (?:night|week)|right now|at the moment"
@@ -553,6 +565,20 @@ def read(text: str, speller: Speller | None = None) -> Reading:
         clause_joined = " ".join(tokens[i].text for i in idx)
         if _HISTORICAL.search(clause_joined) and not _NOW.search(clause_joined):
             reading.past.add(c)
+    # A time clause put first dates the rest of its sentence: "When I was 19 I twisted my knee and
+    # it swelled up massively" (red-flag set H, session 9), up to a clause that says "now" or "again".
+    for c in sorted(reading.past):
+        idx = reading.clause_tokens(c)
+        if not idx or tokens[idx[0]].text not in ("when", "back") or idx[0] != reading.sentence_tokens(sentences[idx[0]])[0]:
+            continue
+        sentence = sentences[idx[0]]
+        for later in sorted({clauses[i] for i in reading.sentence_tokens(sentence)} - {c}):
+            if later < c:
+                continue
+            later_joined = " ".join(tokens[i].text for i in reading.clause_tokens(later))
+            if _NOW.search(later_joined):
+                break
+            reading.past.add(later)
     # Sentences that describe nobody's symptom: hypothetical, or general questions.
     for s in set(sentences):
         idx = reading.sentence_tokens(s)
@@ -566,7 +592,8 @@ def read(text: str, speller: Speller | None = None) -> Reading:
         # yesterday"). A description with a question after it ("calf swollen since the flight,
         # what could it be?") is someone's own report, pronouns or not.
         asks_in_general = is_question and words[0] in _QUESTION_START and not _REPORT_TIME.search(sentence_joined)
-        if not personal and (_GENERAL_FRAMING.search(sentence_joined) or asks_in_general):
+        told_of_others = _MEDIA.search(sentence_joined) is not None and _SOMEONE_ELSE.search(sentence_joined) is not None
+        if not personal and (_GENERAL_FRAMING.search(sentence_joined) or asks_in_general or told_of_others):
             reading.hypothetical.add(s)
             reading.general.add(s)
         elif _HYPOTHETICAL.search(sentence_joined):

@@ -189,9 +189,10 @@ class Triage:
         return read(text, self.speller)
 
     def mentions(self, reading: Reading, turn: int = 0, hypothetical: set[str] | None = None,
-                 past: set[str] | None = None) -> dict[str, list[Mention]]:
+                 past: set[str] | None = None, denied: set[str] | None = None) -> dict[str, list[Mention]]:
         """The concepts a message states, as a report about someone now; `hypothetical` collects
-        those it names only as a hypothetical, `past` the `current_only` ones it dates years back."""
+        those it names only as a hypothetical, `past` the `current_only` ones it dates years back,
+        `denied` those it names only to deny them ("it isn't swollen or warm")."""
         found: dict[str, list[Mention]] = {}
         joined = reading.joined
         clause_words_of: dict[int, set[str]] = {}
@@ -223,6 +224,8 @@ class Triage:
                         past.update(concept.implies)
                     continue
                 if self._denied(name, reading, first, last, m.group(0)):
+                    if denied is not None:
+                        denied.add(name)
                     continue
                 clause_tokens = reading.clause_tokens(clause)
                 clause_words = clause_words_of.get(clause)
@@ -319,7 +322,8 @@ class Triage:
         reading = reading or self.read(message)
         hypothetical: set[str] = set()
         past: set[str] = set()
-        current = self.mentions(reading, 0, hypothetical, past)
+        denied: set[str] = set()
+        current = self.mentions(reading, 0, hypothetical, past, denied)
         earlier: dict[str, list[Mention]] = {}
         earlier_readings = []
         for back, turn in enumerate(reversed(history_user_turns or []), start=1):
@@ -333,7 +337,7 @@ class Triage:
         if self.classifier is not None and embed is not None:
             # The model adds what the rules missed; where the rules found a red flag, their row and
             # level stand (the model's choice between similar rows is less sure), except a crisis.
-            model = self._model_findings(reading, earlier_readings, present, current, earlier, embed)
+            model = self._model_findings(reading, earlier_readings, present, current, earlier, embed, denied - present)
             findings += [f for f in model if f.row.crisis or not findings]
         screened: ScreenHit | None = None
         if self.screen is not None and embed is not None and self._crisis_row is not None and not any(f.row.crisis for f in findings):
@@ -384,7 +388,8 @@ class Triage:
         needed = list(row.needs) + (["child"] if row.for_children else [])
         return needed if all(c in present for c in needed) else None
 
-    def _model_findings(self, reading, earlier_readings, present, current, earlier, embed: Embed) -> list[Finding]:
+    def _model_findings(self, reading, earlier_readings, present, current, earlier, embed: Embed,
+                        denied: set[str] = frozenset()) -> list[Finding]:
         units = model_units(reading)
         if len(units) > MAX_UNITS:
             units = units[: MAX_UNITS // 2] + units[-MAX_UNITS // 2 :]
@@ -409,6 +414,10 @@ class Triage:
                 continue
             if self._needs_evidence(row) and not any(c in present for line in row.lines for c in line):
                 continue  # a red flag made of two signs needs one of them in plain words
+            if self._needs_evidence(row) and all(any(c in denied for c in line) for line in row.lines):
+                # ... and the model does not stand in for a sign the message denies: "a cold and a bit
+                # of a temperature ... my knee isn't swollen or warm" (red-flag set H, session 9)
+                continue
             context = self._context(row, present)
             if context is None and row.needs and row.otherwise:
                 row = self.table.row(row.otherwise)

@@ -818,6 +818,28 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("I have not told a soul but I've chosen a day.", "suicidal_thoughts"),
     ("sorry to the club, I won't be coming back. And it's not about my knee.", "suicidal_thoughts"),
     ("I just need to get up there the one time, can I drive with a bad knee?", "suicidal_thoughts"),
+    # Session 9, red-flag set H (a helper's, measured before it was read): new phrasings of its misses
+    # (a step in the kneecap, a knee 'went crack', slips sideways, a leg dragged, 'walking not normal',
+    # baggy trousers, pain that drags one out of sleep, a reddish knee like a radiator, an injury by
+    # a jump down from a wall or a foot caught on a root)
+    ("fell off my bike yesterday and now there's a weird step at the front of my knee, it doesn't look like my other knee", "deformed_knee"),
+    ("took a tumble skiing, my knee doesn't look anything like the other one now", "deformed_knee"),
+    ("was tackled at rugby and my kneecap has a strange step in it", "deformed_knee"),
+    ("tripped over a kerb and within twenty minutes my knee is huge, I can barely make out my kneecap", "swelling_after_injury"),
+    ("slipped on wet leaves, knee ballooned and I can't make out the kneecap at all", "swelling_after_injury"),
+    ("I jumped down from a fence and landed badly, now I can't put any weight on my leg at all", "no_weight_after_injury"),
+    ("he jump down from the table and land all on the one leg, now he cannot stand on it", "no_weight_after_injury"),
+    ("my knee went snap when I turned to catch the ball, I can walk but it's sore", "giving_way_after_injury"),
+    ("skidded on gravel and my knee went pop, not much swelling", "giving_way_after_injury"),
+    ("since the football tackle in March my knee slips sideways when I turn", "giving_way_after_injury"),
+    ("since I fell off the ladder my knee feels untrustworthy, it shifts to the side now and then", "giving_way_after_injury"),
+    ("my daughter is 12 and has been dragging her right leg after netball, her knee hurts", "child_limp_hip"),
+    ("my son is 9, knee pain for a week and he is walking not normally", "child_limp_hip"),
+    ("my 11 year old says her knee hurts and she can't walk properly this evening", "child_cannot_walk"),
+    ("knee ache that drags me out of sleep most nights and my jeans are falling down though I eat the same", "night_pain_systemic"),
+    ("pain deep in the knee wakes me from my sleep and my clothes are baggy now, not dieting", "night_pain_systemic"),
+    ("I'm 66, my knee is swollen, the skin over it is reddish and it is warmer than the left", "hot_swollen_knee"),
+    ("my knee has swollen up and it feels like a radiator, no fever", "hot_swollen_knee"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -1090,6 +1112,28 @@ NEW_LOOKALIKES = [
     "knee gone. me next week at the physio?",
     "I only need to get there the once a week for physio, is driving ok?",
     "won't be coming back to that gym. it's not about the knee, the staff are rude",
+    # Session 9, red-flag set H's look-alikes and new ones: a limp a blister explains, footstrike talk,
+    # a fever with a knee said not to be swollen or warm (the detector no longer stands in for a denied
+    # sign), an old injury dated by a time clause put first, a story from a programme about someone else
+    "I've got a cold and a bit of a temperature so I'm skipping parkrun. My knee has its usual mild ache, it isn't swollen or warm. Any exercises I can do at home this week?",
+    "my son is limping because of a blister from his new football boots, knees fine",
+    "our daughter is limping today because her shoes rub, no knee or hip pain",
+    "my knee went click when I stood up, no pain at all",
+    "I land on my forefoot when I run, is that better for runner's knee?",
+    "my running shorts are baggy, should I get compression ones for knee support?",
+    "I jumped down from the last step of the stairs, no problem, but my knee aches on hills",
+    "my left thigh is bigger and stronger than the right, does that cause knee pain?",
+    "after a hot bath my knee skin looks reddish for a while, is that ok?",
+    "got a chest infection and a bit of a temperature. knee is not swollen or hot though, can I still stretch?",
+    "I've got the flu and a fever so no running. The knee itself isn't swollen or warm. Any exercises for the sofa?",
+    "bit of a fever with this cold. knee has the usual ache, it isn't puffy or red",
+    "I've got a cold and a high temperature, knee not swollen, what can I do indoors?",
+    "When I was 19 I twisted my knee and it swelled up massively, but it healed completely. Now I'm 35 and have runner's knee. Could that old injury matter?",
+    "when i was at school i fell and my knee ballooned, it was fine after a few weeks. now i run 5k and my kneecap aches",
+    "Back when I was 25, I landed badly and couldn't put weight on it for a week. These days just runner's knee on hills.",
+    "Watching a hospital drama last night, a marathon runner collapsed with chest pain at the finish line. Could runner's knee ever lead to something like that? Mine just aches going downhill.",
+    "Heard on a running podcast about an ultra runner whose kneecap dislocated mid-race. Is that something runner's knee can turn into?",
+    "In a news article a woman fainted during a marathon. Should I worry with my knee pain?",
 ]
 
 
