@@ -202,6 +202,19 @@ def test_a_red_flag_spread_over_turns(triage, embed, history, message, row):
     assert "earlier" in esc.note  # the reply says which earlier words it used
 
 
+def test_an_earlier_turn_read_again_at_another_place_in_the_chat_counts_from_where_it_is_now(triage, embed):
+    # Earlier turns' readings are kept per text (Triage._earlier_turn); the turn a mention is from
+    # is not part of what is kept: the same words one or two turns back give the same red flag,
+    # each time from its own place.
+    calf = "my calf has been swollen and warm since my flight"
+    message = "and now I'm short of breath going up the stairs"
+    for history, back in (([calf], 1), ([calf, "thanks, anything else?"], 2), ([calf], 1)):
+        result = check(triage, embed, message, history)
+        assert result.escalation is not None and result.escalation.rule == "clot_in_lung"
+        finding = next(f for f in result.findings if f.row.id == "clot_in_lung")
+        assert {m.turn for m in finding.mentions} == {0, back}
+
+
 def test_an_earlier_red_flag_is_not_raised_again_by_an_ordinary_question(triage, embed):
     history = ["my knee is hot, red and swollen and i have a fever"]
     assert check(triage, embed, "which exercises help runner's knee?", history).escalation is None
