@@ -80,7 +80,8 @@ class KnowledgeIndex:
     def __init__(self, store: Store, settings: Settings):
         self.store = store
         self.settings = settings
-        self.entries = Manifest(settings.manifest_path).entries()
+        self.manifest = Manifest(settings.manifest_path)
+        self.entries = self.manifest.entries()
         chunk_ids = [i for e in self.entries.values() for i in e.chunk_ids]
         if not chunk_ids:
             raise StoreError(f"the index in {settings.db_dir} is empty: build it with `knee ingest`")
@@ -117,9 +118,15 @@ class KnowledgeIndex:
         with self._lock:
             missing = [i for i in dict.fromkeys(ids) if i in self.committed and i not in self._passages]
         if missing:
-            got = _get(self.chunks, missing, ["documents", "metadatas"])
+            # From the manifest (a local SQLite lookup); from the store only what a manifest
+            # written before session 9 lacks.
+            found = self.manifest.passages(missing)
+            rest = [i for i in missing if i not in found]
+            if rest:
+                got = _get(self.chunks, rest, ["documents", "metadatas"])
+                found.update((cid, (text, meta)) for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]))
             with self._lock:
-                for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                for cid, (text, meta) in found.items():
                     self._passages[cid] = Passage.from_document(Document(id=cid, page_content=text, metadata=meta))
                 self._trim(self._passages)
         with self._lock:

@@ -20,7 +20,9 @@ from ingest.loaders import Article
 from knee.models import Chunk
 
 # Bump when chunking changes: a different pipeline version makes `make run` re-ingest.
-PIPELINE_VERSION = "chunker-4"  # 4: each section's question index rides on its first chunk
+# 4: each section's question index rides on its first chunk; 5: the manifest keeps each chunk's
+# text and metadata (nothing is embedded again: the indexing API skips unchanged documents)
+PIPELINE_VERSION = "chunker-5"
 
 _ABBREVIATIONS = {
     "e.g", "eg", "i.e", "ie", "etc", "vs", "al", "dr", "mr", "mrs", "ms", "prof", "approx", "fig",

@@ -311,6 +311,7 @@ class Ingestor:
                 sections=tuple(sections.items()),
             ),
             tokens={cid: " ".join(tokenize(c.text)) for c, cid in zip(chunks, chunk_ids)},
+            passages={cid: (d.page_content, d.metadata) for d, cid in zip(chunk_docs, chunk_ids)},
         )
         self.changed = True
         deleted = self._delete_stale(

@@ -320,6 +320,11 @@ class Manifest:
         )""",
         "CREATE TABLE IF NOT EXISTS chunk_tokens (chunk_id TEXT PRIMARY KEY, source TEXT NOT NULL, tokens TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS chunk_tokens_source ON chunk_tokens (source)",
+        # Each committed chunk's text and metadata (JSON), as in the chunk collection: a reader gets
+        # a passage by id from here, not from Chroma, whose `get` of 5 chunks with their metadata took
+        # 4 ms at 20,000 chunks and 6 ms at 100,000 (~1 ms a chunk; session 9, /tmp/s9/pget2.py).
+        "CREATE TABLE IF NOT EXISTS chunk_passages (chunk_id TEXT PRIMARY KEY, source TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS chunk_passages_source ON chunk_passages (source)",
     )
     COLUMNS = "source, doc_id, title, file_sha, pipeline, chunk_ids, sentence_ids, updated_at, question_ids, topics, audience, sections"
 
@@ -361,8 +366,10 @@ class Manifest:
                 raise StoreError(f"the manifest {self.path} is damaged ({exc}): rebuild the index with `knee ingest --full`") from exc
         return out
 
-    def commit(self, entry: ManifestEntry, tokens: dict[str, str] | None = None) -> None:
-        """Make an article's version the committed one (and store its chunks' BM25 tokens), atomically."""
+    def commit(self, entry: ManifestEntry, tokens: dict[str, str] | None = None,
+               passages: dict[str, tuple[str, dict]] | None = None) -> None:
+        """Make an article's version the committed one (and store its chunks' BM25 tokens, texts and
+        metadata), atomically."""
         with closing(self._connect()) as con, con:
             con.execute(
                 f"INSERT OR REPLACE INTO articles ({self.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -377,21 +384,36 @@ class Manifest:
                 con.execute("DELETE FROM chunk_tokens WHERE source = ?", (entry.source,))
                 con.executemany("INSERT OR REPLACE INTO chunk_tokens VALUES (?, ?, ?)",
                                 [(cid, entry.source, t) for cid, t in tokens.items()])
+            if passages is not None:
+                con.execute("DELETE FROM chunk_passages WHERE source = ?", (entry.source,))
+                con.executemany("INSERT OR REPLACE INTO chunk_passages VALUES (?, ?, ?, ?)",
+                                [(cid, entry.source, text, json.dumps(meta)) for cid, (text, meta) in passages.items()])
 
     def remove(self, sources: Iterable[str]) -> None:
         with closing(self._connect()) as con, con:
             con.executemany("DELETE FROM articles WHERE source = ?", [(s,) for s in sources])
             con.executemany("DELETE FROM chunk_tokens WHERE source = ?", [(s,) for s in sources])
+            con.executemany("DELETE FROM chunk_passages WHERE source = ?", [(s,) for s in sources])
 
-    def tokens(self, chunk_ids: list[str]) -> dict[str, str]:
-        """The stored BM25 tokens of these chunks (space-joined)."""
-        out: dict[str, str] = {}
+    def _by_chunk(self, table: str, columns: str, chunk_ids: list[str]) -> list[tuple]:
+        rows: list[tuple] = []
         with closing(self._connect()) as con:
             for start in range(0, len(chunk_ids), 900):  # SQLite's limit on bound parameters
                 part = chunk_ids[start : start + 900]
-                rows = con.execute(f"SELECT chunk_id, tokens FROM chunk_tokens WHERE chunk_id IN ({','.join('?' * len(part))})", part)
-                out.update(dict(rows.fetchall()))
-        return out
+                rows += con.execute(f"SELECT chunk_id, {columns} FROM {table} WHERE chunk_id IN ({','.join('?' * len(part))})", part).fetchall()
+        return rows
+
+    def tokens(self, chunk_ids: list[str]) -> dict[str, str]:
+        """The stored BM25 tokens of these chunks (space-joined)."""
+        return dict(self._by_chunk("chunk_tokens", "tokens", chunk_ids))
+
+    def passages(self, chunk_ids: list[str]) -> dict[str, tuple[str, dict]]:
+        """The stored text and metadata of these chunks (those a manifest written before session 9
+        lacks are left out: the reader gets them from the store)."""
+        try:
+            return {cid: (text, json.loads(meta)) for cid, text, meta in self._by_chunk("chunk_passages", "text, metadata", chunk_ids)}
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            raise StoreError(f"the manifest {self.path} is damaged ({exc}): rebuild the index with `knee ingest --full`") from exc
 
 
 def committed_stamp(entries: dict[str, ManifestEntry]) -> str:

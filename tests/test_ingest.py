@@ -346,3 +346,31 @@ def test_records_no_article_lists_are_swept_by_the_next_run(small_corpus, tmp_pa
     assert any("interrupted ingest" in w for w in report.warnings)
     assert open_store(settings).chunk_collection().count() == before
     assert Ingestor(settings).run([small_corpus]).deleted == 0  # and nothing more the time after
+
+
+def test_the_manifests_passages_are_the_stores(corpus_settings, small_corpus, tmp_path):
+    """Readers take a passage's text and metadata from the manifest (a local lookup) instead of the
+    chunk collection: both must say the same for every committed chunk, and an article's passages
+    go when the article does."""
+    from assistant.retrieve import _get
+    from knee.models import Passage
+
+    manifest = Manifest(corpus_settings.manifest_path)
+    ids = [cid for e in manifest.entries().values() for cid in e.chunk_ids]
+    kept = manifest.passages(ids)
+    assert set(kept) == set(ids)
+    stored = _get(open_store(corpus_settings, create=False).chunk_collection(), ids, ["documents", "metadatas"])
+    from langchain_core.documents import Document
+
+    for cid, text, meta in zip(stored["ids"], stored["documents"], stored["metadatas"]):
+        mine = Passage.from_document(Document(id=cid, page_content=kept[cid][0], metadata=kept[cid][1]))
+        assert mine == Passage.from_document(Document(id=cid, page_content=text, metadata=meta))
+
+    settings = make_settings(tmp_path / "db")
+    Ingestor(settings).run([small_corpus])
+    small = Manifest(settings.manifest_path)
+    removed = sorted(small_corpus.glob("*.md"))[0]
+    gone = small.entries()[next(s for s in small.entries() if s.endswith(removed.name))].chunk_ids
+    removed.unlink()
+    Ingestor(settings).run([small_corpus], full=True)
+    assert gone and small.passages(list(gone)) == {}
