@@ -178,6 +178,17 @@ SCOPE_CASES = [
     ("should I slow my pace because my knee aches?", None),
     ("I want to get a PB at parkrun but my kneecap aches on the hills, what should I do?", None),
     ("what's a good half marathon plan after runner's knee?", None),
+    # Coming back to one's running is the knowledge base's (session 9: "My club does hill reps on
+    # Thursdays. When can I join back in?" was declined); rehab after another injury is not.
+    ("when can I rejoin my club's hill sessions?", None),
+    ("can I go back to parkrun next week?", None),
+    ("our running group does track intervals on tuesdays, when could I rejoin?", None),
+    ("rehab after an ACL tear, how long till I can play football again?", "out_of_scope"),
+    ("what exercises after my meniscus tear? want to get back to running", "out_of_scope"),
+    ("recovering from a partial acl tear, can I return to running?", "out_of_scope"),
+    ("how is runner's knee different from a ligament injury?", None),
+    ("how can I run a faster half?", "unrelated"),
+    ("is it ok to try for a faster parkrun with my sore kneecap?", None),
 ]
 
 
@@ -191,9 +202,13 @@ def test_scope_reads_what_the_question_asks_and_what_its_story_is_about(assistan
 
 
 def test_abstention_suggests_a_physiotherapist(assistant):
-    answer = assistant.invoke({"question": "What is the best way to train for a faster marathon time?", "history": []})
-    assert answer.behavior == "refuse"
+    # (a question the knowledge base has nothing close to; "a faster marathon time" is coaching,
+    # declined with the reply that lists what it covers, since session 9)
+    answer = assistant.invoke({"question": "can you recommend a running club in Leeds?", "history": []})
+    assert (answer.behavior, answer.refusal) == ("refuse", "no_relevant_passage")
     assert "physiotherapist" in answer.answer.lower()
+    coaching = assistant.invoke({"question": "What is the best way to train for a faster marathon time?", "history": []})
+    assert (coaching.behavior, coaching.refusal) == ("refuse", "unrelated")
 
 
 @pytest.mark.parametrize(
