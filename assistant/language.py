@@ -571,10 +571,7 @@ def read(text: str, speller: Speller | None = None) -> Reading:
         idx = reading.clause_tokens(c)
         if not idx or tokens[idx[0]].text not in ("when", "back") or idx[0] != reading.sentence_tokens(sentences[idx[0]])[0]:
             continue
-        sentence = sentences[idx[0]]
-        for later in sorted({clauses[i] for i in reading.sentence_tokens(sentence)} - {c}):
-            if later < c:
-                continue
+        for later in sorted({clauses[i] for i in reading.sentence_tokens(sentences[idx[0]])} - set(range(c + 1))):
             later_joined = " ".join(tokens[i].text for i in reading.clause_tokens(later))
             if _NOW.search(later_joined):
                 break

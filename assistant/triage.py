@@ -438,12 +438,13 @@ class Triage:
                 continue  # the table's own exceptions for this red flag are in the clause (hill reps, lol)
             if row.model_needs and not all(c in present for c in row.model_needs):
                 continue
-            if self._needs_evidence(row) and not any(c in present for line in row.lines for c in line):
-                continue  # a red flag made of two signs needs one of them in plain words
-            if self._needs_evidence(row) and all(any(c in denied for c in line) for line in row.lines):
-                # ... and the model does not stand in for a sign the message denies: "a cold and a bit
-                # of a temperature ... my knee isn't swollen or warm" (red-flag set H, session 9)
-                continue
+            if self._needs_evidence(row):
+                if not any(c in present for line in row.lines for c in line):
+                    continue  # a red flag made of two signs needs one of them in plain words
+                if all(any(c in denied for c in line) for line in row.lines):
+                    # ... and the model does not stand in for a sign the message denies: "a cold and
+                    # a bit of a temperature ... my knee isn't swollen or warm" (red-flag set H)
+                    continue
             context = self._context(row, present)
             if context is None and row.needs and row.otherwise:
                 row = self.table.row(row.otherwise)

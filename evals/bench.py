@@ -151,17 +151,6 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def time_queries(search, queries: list[str]) -> dict[str, float]:
-    """Latency of `search(query)` in ms, after one untimed warm-up."""
-    search(queries[0])
-    times = []
-    for q in queries:
-        t0 = time.perf_counter()
-        search(q)
-        times.append((time.perf_counter() - t0) * 1000)
-    return summary_ms(times)
-
-
 def time_hybrid_and_textbook(retriever, textbook_search, queries: list[str]) -> tuple[dict[str, Any], dict[str, float]]:
     """Our retriever's and the textbook RAG's latency on the same queries, taken in turns (ours,
     then the textbook's, query by query), plus the median of each of our stages (embed, dense,
