@@ -853,6 +853,27 @@ NEW_WORDINGS = [  # (message, the row it must raise)
     ("pain deep in the knee wakes me from my sleep and my clothes are baggy now, not dieting", "night_pain_systemic"),
     ("I'm 66, my knee is swollen, the skin over it is reddish and it is warmer than the left", "hot_swollen_knee"),
     ("my knee has swollen up and it feels like a radiator, no fever", "hot_swollen_knee"),
+    # Session 9, red-flag set I (a helper's, measured before it was read): new phrasings of its misses
+    # (a breath that stabs with a calf sign, a weight on the breastbone, half the knee slid forward, no
+    # pulse in the foot, a knee that won't unbend, 'filled up', a crack-pop, a noise like a twig in the
+    # knee, folding under me, collapsing on her, woken by pain with weight down, a skiing fall)
+    ("my calf is all puffy and red since the flight and every breath in stabs me, knee sore too", "clot_in_lung"),
+    ("calf swollen and hot for three days and now a sharp catch every time I breathe in", "clot_in_lung"),
+    ("halfway round parkrun I got a crushing feeling behind my breastbone and had to sit down", "chest_pain_or_fainting"),
+    ("at the gym a pressure on my sternum came on during the rowing and went into my arm", "chest_pain_or_fainting"),
+    ("fell off my scooter and the bottom half of my knee has shifted sideways compared to the top", "deformed_knee"),
+    ("came off the bike, went over on the kerb and now I can't find the pulse on my foot and it's cold", "foot_circulation"),
+    ("jumped off the wall and landed badly, something is wedged in there and it won't unbend", "locked_after_injury"),
+    ("after a tackle my knee just won't unbend past halfway", "locked_after_injury"),
+    ("my knee since yesterday is big and the skin over it is red and warm, no fever", "hot_swollen_knee"),
+    ("collided with a teammate and within an hour the knee filled up massively", "swelling_after_injury"),
+    ("heard a crack-pop when I twisted at netball, can walk on it", "giving_way_after_injury"),
+    ("stepped off the curb wrong and there was a noise like a twig snapping in my knee", "giving_way_after_injury"),
+    ("since the skiing fall my knee keeps folding under me on stairs", "giving_way_after_injury"),
+    ("she hurt it landing a jump and now the knee collapses on her when she turns", "giving_way_after_injury"),
+    ("pain diary: woke with knee pain at 3am most nights, weight down 4 kg without trying", "night_pain_systemic"),
+    ("knee pain gets me out of bed at night and I've lost weight without trying", "night_pain_systemic"),
+    ("I went over on a pothole last week and since then my knee keeps giving way", "giving_way_after_injury"),
 ]
 NEW_LOOKALIKES = [
     # "popped out" as "went out", which the deformed concept's exception is for
@@ -1147,6 +1168,15 @@ NEW_LOOKALIKES = [
     "Watching a hospital drama last night, a marathon runner collapsed with chest pain at the finish line. Could runner's knee ever lead to something like that? Mine just aches going downhill.",
     "Heard on a running podcast about an ultra runner whose kneecap dislocated mid-race. Is that something runner's knee can turn into?",
     "In a news article a woman fainted during a marathon. Should I worry with my knee pain?",
+    # Session 9, red-flag set I's look-alikes and new ones: a stitch, a water bottle filled up, a twig
+    # snapping on the trail, a knee that unbends after a minute, weight dropped on purpose
+    "every breath stabs my side when I sprint, just a stitch, my knee aches at the front though",
+    "I filled up my water bottle and the tank before the long run, knee was fine",
+    "my knees look big in these leggings lol, any exercises for runner's knee?",
+    "heard a noise like a twig snapping on the trail, it was a deer, knee fine",
+    "my physio says my knee is stiff in the morning but it unbends after a minute",
+    "I woke up with a sore kneecap after the long run, nothing else",
+    "my weight dropped 3 kg on purpose for racing, is that good for my knees?",
 ]
 
 
