@@ -11,7 +11,6 @@ import re
 import threading
 import time
 import unicodedata
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from assistant.triage import Triage, escalation_markdown
 from assistant.vocabulary import vocabulary
 from knee.config import Settings
 from knee.encoder import get_encoder
+from knee.lru import LRU
 from knee.models import Answer, Citation
 from knee.store import StoreError, open_store
 
@@ -258,31 +258,12 @@ def triage_text(text: str) -> str:
 SHARED_VECTORS = 4096
 
 
-class SharedVectors:
+class SharedVectors(LRU[np.ndarray]):
     """A bounded, thread-safe map text -> embedding, least recently used out first. The embedding
     of a text depends on the text only, so a kept vector is the one a new encode would give."""
 
     def __init__(self, size: int = SHARED_VECTORS):
-        self.size = size
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, text: str) -> np.ndarray | None:
-        with self._lock:
-            vector = self._vectors.get(text)
-            if vector is not None:
-                self._vectors.move_to_end(text)
-            return vector
-
-    def put(self, text: str, vector: np.ndarray) -> None:
-        with self._lock:
-            self._vectors[text] = vector
-            self._vectors.move_to_end(text)
-            while len(self._vectors) > self.size:
-                self._vectors.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._vectors)
+        super().__init__(size)
 
 
 class VectorCache:
