@@ -163,8 +163,22 @@ def user_turns(history: Any, turns: int = 10, chars: int = 2000) -> list[str]:
 _STRETCH_END = re.compile(r"[,;.!?\n]|\s[-\u2013\u2014]\s|\b(?:but|just|only|so|and(?= i\b))\b", re.I)
 _NEGATED_START = re.compile(
     r"^\s*(?:no|not|never|without|nothing|none|neither|nor|isn't|aren't|wasn't|don't|doesn't|didn't|haven't|hasn't"
-    r"|(?:i|it|he|she|there)(?:'s| is| was| am|'m)? (?:not|never|no)|(?:i|he|she|it) (?:don't|doesn't|didn't|can't|haven't|hasn't)"
+    r"|(?:i|it|he|she|there)(?:'s| is| was| am|'m)? (?:not|never|no)|(?:i|he|she|it) (?:don't|doesn't|didn't|haven't|hasn't)"
     r"|(?:i|he|she|it) (?:have|has|had) (?:no|not|never)|(?:my|his|her|the) \w+ (?:isn't|is not|wasn't|doesn't|hasn't|has not|never))\b",
+    re.I,
+)
+# Negative words that deny nothing, so the stretch stays (each found dropping a real question):
+# - not knowing something is asking it: "I don't get why we're doing calves when it's my knee",
+#   "not sure whether to rest", "no idea how long I'll be out";
+# - a negative question: "doesn't that mean each step is shorter?", "isn't rest better?";
+# "can't" is not in _NEGATED_START at all: "I can't straighten it", "can't do stairs" tell a
+# symptom, not its absence. A stretch after "so" ("... so it doesn't hurt") says what is wanted.
+_ASKS_NEGATIVELY = re.compile(
+    r"^\s*(?:(?:i|we)(?:'m| am)? (?:do not|don't|didn't|did not|really don't|just don't) (?:get|understand|know|see)"
+    r"|(?:i'm |i am )?(?:not|never) (?:really |quite |entirely |totally )?(?:sure|certain|clear)|no (?:idea|clue))"
+    r" (?:exactly |really )?(?:why|how|what|whether|if|when|where|which|who)\b"
+    r"|^\s*(?:don't|doesn't|isn't|aren't|wasn't|won't|shouldn't|wouldn't|haven't|hasn't|can't|couldn't)"
+    r" (?:i|you|we|it|that|this|they|those|these|the|my|running|rest|resting)\b",
     re.I,
 )
 
@@ -172,16 +186,18 @@ _NEGATED_START = re.compile(
 def without_negated(text: str) -> str:
     """The message less the stretches that deny something; the message itself if little is left."""
     kept, start, dropped = [], 0, False
+    after_so = False
     for m in list(_STRETCH_END.finditer(text)) + [None]:
         end = m.start() if m else len(text)
         stretch = text[start:end]
         if stretch.strip():
-            if _NEGATED_START.match(stretch):
+            if _NEGATED_START.match(stretch) and not after_so and not _ASKS_NEGATIVELY.match(stretch):
                 dropped = True
             else:
                 kept.append(stretch.strip())
         if m:
             start = m.end()
+            after_so = m.group().strip().lower() == "so"
     rest = " ".join(kept)
     return rest if dropped and len(re.findall(r"[a-zA-Z']+", rest)) >= 3 else text
 

@@ -384,6 +384,13 @@ def test_markup_is_unreadable_not_a_language(assistant, payload):
         ("my knee isn't swollen and I can walk fine, how do I get back to running?", "I can walk fine how do I get back to running"),
         ("What is runner's knee?", "What is runner's knee?"),  # nothing denied: the message as it is
         ("no, not really", "no, not really"),  # too little left: the message as it is
+        # Negative words that deny nothing: not knowing is asking, a negative question, an inability.
+        ("no swelling. I don't understand why my physio has me doing hip work when it's my knee?",
+         "I don't understand why my physio has me doing hip work when it's my knee"),
+        ("never injured it, not sure whether to keep running", "not sure whether to keep running"),
+        ("Isn't it better to just rest it completely?", "Isn't it better to just rest it completely?"),
+        ("no fall, I can't do stairs without pain", "I can't do stairs without pain"),
+        ("how do i tape my knee so it doesn't hurt on long runs", "how do i tape my knee so it doesn't hurt on long runs"),
     ],
 )
 def test_what_the_user_denies_does_not_steer_retrieval(message, asked):
