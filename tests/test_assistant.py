@@ -523,6 +523,25 @@ def test_two_real_questions_are_both_still_answered():
     assert len(read.asked) == 2, read
 
 
+# Two questions joined by "and" in one sentence are two questions (issue 10: "a message with
+# several questions gets an answer to each"); the second is searched with the first, which it
+# usually leans on ("... and how often should I do them?"). "or" joins one question's answers.
+@pytest.mark.parametrize("message, questions", [
+    ("Which stretches help with runner's knee and how often should I do them?", 2),
+    ("what exercises should I be doing, and how long before they start to help?", 2),
+    ("Is cycling ok while it settles, and when can I start running again?", 2),
+    ("Does it get better quickly or does it take months?", 1),
+    ("how long, and should I rest?", 1),
+])
+def test_two_questions_in_one_sentence(message, questions):
+    from assistant.message import read_message
+
+    read = read_message(message)
+    assert len(read.asked) == questions, read
+    if questions == 2:
+        assert read.asked[0].question in read.asked[1].query, read.asked[1]
+
+
 # Written for follow-ups marked by "though"/"then" at the end or "why not?" at the start, after
 # "what counts as a flare though?" (after a walk-run plan) was met with "my knowledge base does not
 # cover that". A self-contained question stays itself (tests above).
