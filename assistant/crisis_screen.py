@@ -21,6 +21,15 @@ questions at the same recall on a set of crisis messages written for testing (se
 the issue). A phrasing added to the YAML file is caught at once, and every hit names the phrasing
 it resembles, so a reviewer sees why.
 
+Cue words: a unit with none of the file's `cue_words` (alive, die, end, note, tablets, ...) needs
+more to raise anything than one with a cue word: the check-in only, at `uncued_score`, a bar above
+the cued one's. Why: the cue words were the screen's way to keep knee stories quiet, and without
+them the dev bar rose so high that recall fell (0.81 -> 0.74 at the same budget); but on the three
+crisis sets held out unread in session 9, 14 of the 23 crisis messages that showed no crisis
+lines had a unit the screen never read for want of a cue word ("I've given my running shoes
+away to a lad at the club", in a wording of ours). `knee triage screen` sets the second bar with
+the first, on dev, within the same budget, with the fewest words such a unit needs.
+
 Two replies: a whole sentence at or above min_score gets the crisis reply (as if the table had
 matched); any unit at or above check_in_score (lower), or a part of a sentence (a clause, or a
 piece cut at a comma) at or above min_score, gets the check-in: the answer, with the crisis lines
@@ -139,7 +148,8 @@ class ScreenHit:
 
 class CrisisScreen:
     def __init__(self, crisis: list[str], crisis_vectors: np.ndarray, harmless: list[str], harmless_vectors: np.ndarray,
-                 min_score: float, margin_weight: float, meta: dict | None = None, check_in_score: float | None = None):
+                 min_score: float, margin_weight: float, meta: dict | None = None, check_in_score: float | None = None,
+                 uncued_score: float | None = None, uncued_min_words: int = MIN_WORDS):
         self.crisis, self.harmless = list(crisis), list(harmless)
         self.crisis_vectors = np.asarray(crisis_vectors, dtype=np.float32)
         self.harmless_vectors = np.asarray(harmless_vectors, dtype=np.float32)
@@ -151,6 +161,11 @@ class CrisisScreen:
         self.check_in = self.meta.get("check_in") or load_check_in()
         # the check-in's bar (lower); None: no check-in
         self.check_in_score = min(float(check_in_score), self.min_score) if check_in_score is not None else self.min_score
+        # the check-in's bar for a unit without a cue word; None: such units are not read
+        self.uncued_score = float(uncued_score) if uncued_score is not None and np.isfinite(uncued_score) else None
+        # ... and the fewest words it must have (a short fragment without a cue word is vague:
+        # "fine to keep going", "i dont want stop")
+        self.uncued_min_words = int(uncued_min_words)
 
     @classmethod
     def load(cls, path: Path = BANK_PATH) -> "CrisisScreen | None":
@@ -159,8 +174,10 @@ class CrisisScreen:
             return None
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
+            uncued = float(z["uncued_score"]) if "uncued_score" in z.files else None  # (a bank built before session 10)
+            uncued_words = int(z["uncued_min_words"]) if "uncued_min_words" in z.files else MIN_WORDS
             return cls(list(z["crisis"]), z["crisis_vectors"], list(z["harmless"]), z["harmless_vectors"],
-                       float(z["min_score"]), float(z["margin_weight"]), meta, float(z["check_in_score"]))
+                       float(z["min_score"]), float(z["margin_weight"]), meta, float(z["check_in_score"]), uncued, uncued_words)
 
     def save(self, path: Path = BANK_PATH) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -169,12 +186,21 @@ class CrisisScreen:
                             harmless=np.array(self.harmless), harmless_vectors=self.harmless_vectors.astype(np.float16),
                             min_score=np.array(self.min_score), margin_weight=np.array(self.margin_weight),
                             check_in_score=np.array(self.check_in_score),
+                            uncued_score=np.array(np.inf if self.uncued_score is None else self.uncued_score),
+                            uncued_min_words=np.array(self.uncued_min_words),
                             meta=np.array(json.dumps(self.meta, sort_keys=True)))
 
+    def cued(self, unit: str) -> bool:
+        """Whether a cue word is in the unit."""
+        return self.cues.search(unit.replace("\u2019", "'")) is not None
+
     def reads(self, unit: str, sentence: bool = False) -> bool:
-        """Whether the screen reads this unit: long enough, and a cue word in it."""
-        return (words(unit) >= (MIN_SENTENCE_WORDS if sentence else MIN_WORDS)
-                and self.cues.search(unit.replace("\u2019", "'")) is not None)
+        """Whether the screen reads this unit: long enough, and a cue word in it or a bar for
+        units without one."""
+        n = words(unit)
+        if n < (MIN_SENTENCE_WORDS if sentence else MIN_WORDS):
+            return False
+        return self.cued(unit) or (self.uncued_score is not None and n >= self.uncued_min_words)
 
     def scores(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per unit: similarity to the nearest crisis phrasing, to the nearest harmless sentence,
@@ -196,11 +222,14 @@ class CrisisScreen:
         c, h, ic, ih = self.scores(np.asarray(vectors)[keep])
         margin = c - h
         score = decision_score(c, margin, self.margin_weight)
+        cued = np.array([self.cued(units[i]) for i in keep])
         is_whole = np.array([flags[i] for i in keep])
-        ok = passes(c, margin, is_whole, self.check_in_score, self.margin_weight)
+        bar = np.where(cued, self.check_in_score, np.inf if self.uncued_score is None else self.uncued_score)
+        ok = passes(c, margin, is_whole, bar, self.margin_weight)
         if not ok.any():
             return None
-        sure = passes(c, margin, is_whole, self.min_score, self.margin_weight, whole_only=True)
+        # the full reply: a whole sentence with a cue word (a unit without one raises the check-in at most)
+        sure = passes(c, margin, is_whole & cued, self.min_score, self.margin_weight, whole_only=True)
         k = int(np.argmax(np.where(sure if sure.any() else ok, score, -np.inf)))
         return ScreenHit(units[keep[k]], float(c[k]), float(margin[k]), self.crisis[int(ic[k])], self.harmless[int(ih[k])],
                          sure=bool(sure.any()))

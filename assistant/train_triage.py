@@ -222,6 +222,12 @@ def report_table(report: dict) -> str:
 # wide margin counts twice its size).
 SCREEN_SCORE_GRID = tuple(round(0.45 + 0.025 * i, 3) for i in range(21))
 SCREEN_WEIGHT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0)
+# The check-in's bar for a unit without a cue word (crisis_screen.py says why it is read at all):
+# from the cued grid's middle to above its top, in its steps, and None (such units not read, the
+# screen before session 10), chosen with the cued bar by the same rule and budget.
+UNCUED_SCORE_GRID = (*(round(0.7 + 0.025 * i, 3) for i in range(21)), None)
+# ... and the fewest words such a unit needs, from the screen's own minimum up (ties: more words).
+UNCUED_WORDS_GRID = (4, 5, 6, 7, 8)
 # A missed crisis is the worst failure this product can have and a false alarm the second worst
 # (DEVELOPERS.md); the dev split's ordinary questions are long stories on purpose, with many
 # clauses each.
@@ -255,7 +261,7 @@ def _dev_gold(crisis_row: str) -> tuple[list[str], list[str]]:
 
 
 def build_screen(path=None, report_path=None, settings=None, progress=print) -> dict:
-    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, load_phrasings,
+    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, MIN_WORDS, load_phrasings, words,
                                          passes, phrasings_hash)
     from assistant.triage import Triage, screen_units
     from knee.config import load_settings
@@ -275,8 +281,11 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
     reader = Triage(use_classifier=False)
     harmless_index = {t: i for i, t in enumerate(harmless)}
 
+    screen.uncued_score, screen.uncued_min_words = 0.0, 0  # read every unit here; the grid sets the bars
+
     def best_per_message(messages: list[str]) -> list[np.ndarray]:
-        """Per message, one row per unit: similarity, margin, whether it is a whole sentence."""
+        """Per message, one row per unit: similarity, margin, whether it is a whole sentence,
+        whether a cue word is in it."""
         units = [[u for u in screen_units(reader.read(m)) if screen.reads(*u)] for m in messages]
         flat = [u for us in units for u, _whole in us]
         vectors = encode(flat) if flat else np.zeros((0, screen.crisis_vectors.shape[1]), dtype=np.float32)
@@ -285,44 +294,63 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
             v = vectors[k:k + len(us)]
             k += len(us)
             if not us:
-                out.append(np.zeros((0, 3)))
+                out.append(np.zeros((0, 5)))
                 continue
             to_crisis = (v @ screen.crisis_vectors.T).max(1)
             to_harmless = v @ screen.harmless_vectors.T
             if m in harmless_index:  # a message is not its own harmless neighbour
                 to_harmless[:, harmless_index[m]] = -1.0
-            out.append(np.stack([to_crisis, to_crisis - to_harmless.max(1), [float(w) for _u, w in us]], axis=1))
+            out.append(np.stack([to_crisis, to_crisis - to_harmless.max(1), [float(w) for _u, w in us],
+                                 [float(screen.cued(u)) for u, _w in us], [float(words(u)) for u, _w in us]], axis=1))
         return out
 
     progress(f"  scoring {len(train_crisis) + len(dev_crisis)} crisis messages and {len(dev_ordinary)} ordinary dev questions ...")
     positives = best_per_message(train_crisis + dev_crisis)
     negatives = best_per_message(dev_ordinary)
 
-    def rate(scored, t, w, whole_only):
-        """The share of messages with a unit at or above the bar (a whole sentence or clause only,
-        for the full reply: a part of one raises the check-in at most)."""
-        return float(np.mean([bool(passes(x[:, 0], x[:, 1], x[:, 2] > 0, t, w, whole_only).any()) if len(x) else False
-                              for x in scored]))
+    def rate(scored, t, w, whole_only, uncued=None, uncued_words=0):
+        """The share of messages with a unit at or above the bar (a whole sentence or clause with
+        a cue word only, for the full reply: a part of one, or a unit without a cue word, raises
+        the check-in at most); `uncued`: the check-in's bar for units without a cue word (None:
+        not read)."""
+        hits = []
+        for x in scored:
+            if not len(x):
+                hits.append(False)
+                continue
+            cued = x[:, 3] > 0
+            bar = np.where(cued, t, np.where(x[:, 4] >= uncued_words, np.inf if uncued is None or whole_only else uncued, np.inf))
+            hits.append(bool(passes(x[:, 0], x[:, 1], (x[:, 2] > 0) & cued, bar, w, whole_only).any()))
+        return float(np.mean(hits))
 
     grid = []
-    for whole_only in (True, False):
-        for w in SCREEN_WEIGHT_GRID:
-            for t in SCREEN_SCORE_GRID:
-                grid.append({"units": "whole" if whole_only else "all", "margin_weight": w, "min_score": t,
-                             "crisis_recall": round(rate(positives, t, w, whole_only), 4),
-                             "false_alarm_rate": round(rate(negatives, t, w, whole_only), 4)})
+    for w in SCREEN_WEIGHT_GRID:
+        for t in SCREEN_SCORE_GRID:
+            grid.append({"units": "whole", "margin_weight": w, "min_score": t,
+                         "crisis_recall": round(rate(positives, t, w, True), 4),
+                         "false_alarm_rate": round(rate(negatives, t, w, True), 4)})
+            for b in UNCUED_SCORE_GRID:
+                if b is not None and b < t:
+                    continue  # a unit without a cue word never needs less than one with
+                for n in (UNCUED_WORDS_GRID if b is not None else (MIN_WORDS,)):
+                    grid.append({"units": "all", "margin_weight": w, "min_score": t, "uncued_score": b, "uncued_min_words": n,
+                                 "crisis_recall": round(rate(positives, t, w, False, b, n), 4),
+                                 "false_alarm_rate": round(rate(negatives, t, w, False, b, n), 4)})
     # The check-in's setting first (the most crisis messages within its budget; ties: fewer false
-    # alarms, then the higher bar), then the full reply's bar at the same weight: the lowest that
+    # alarms, then the higher bars), then the full reply's bar at the same weight: the lowest that
     # stays within its own budget.
     every_unit = [g for g in grid if g["units"] == "all"]
     allowed = [g for g in every_unit if g["false_alarm_rate"] <= CHECK_IN_FALSE_ALARM_BUDGET] or [max(every_unit, key=lambda g: g["min_score"])]
-    check_in = max(allowed, key=lambda g: (g["crisis_recall"], -g["false_alarm_rate"], g["min_score"], -g["margin_weight"]))
+    check_in = max(allowed, key=lambda g: (g["crisis_recall"], -g["false_alarm_rate"], g["min_score"],
+                                           np.inf if g["uncued_score"] is None else g["uncued_score"], g["uncued_min_words"],
+                                           -g["margin_weight"]))
     same_weight = [g for g in grid if g["units"] == "whole" and g["margin_weight"] == check_in["margin_weight"]
                    and g["min_score"] >= check_in["min_score"]]
     chosen = min((g for g in same_weight if g["false_alarm_rate"] <= SCREEN_FALSE_ALARM_BUDGET), key=lambda g: g["min_score"],
                  default=max(same_weight, key=lambda g: g["min_score"]))
     screen.min_score, screen.margin_weight = chosen["min_score"], chosen["margin_weight"]
     screen.check_in_score = check_in["min_score"]
+    screen.uncued_score, screen.uncued_min_words = check_in["uncued_score"], check_in["uncued_min_words"]
     screen.meta = {"phrasings_sha256_16": phrasings_hash(), "harmless": len(harmless), "crisis": len(phrasings),
                    "cue_pattern": screen.cues.pattern, "check_in": screen.check_in}
     screen.save(path or BANK_PATH)
@@ -335,8 +363,8 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
                         "check_in_false_alarm_budget": CHECK_IN_FALSE_ALARM_BUDGET},
         "chosen": chosen,
         "check_in": check_in,
-        # a crisis phrasing with no cue word: the screen never reads a clause like it
-        "crisis_phrasings_without_a_cue_word": [p for p in phrasings if not screen.reads(p)],
+        # a crisis phrasing with no cue word: the screen reads a clause like it at the higher bar only
+        "crisis_phrasings_without_a_cue_word": [p for p in phrasings if not screen.cued(p)],
         "grid": grid,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -69,7 +69,9 @@ def screen(args, settings: Settings) -> int:
           f"{report['calibration']['crisis_messages']} crisis messages, false alarms on {c['false_alarm_rate']:.3f} of "
           f"{report['calibration']['ordinary_dev_questions']} ordinary dev questions (budget {report['calibration']['false_alarm_budget']})")
     k = report["check_in"]
-    print(f"check-in (the answer, with crisis lines above it): score >= {k['min_score']}: {k['crisis_recall']:.3f} of the crisis messages, "
+    uncued = "not read" if k.get("uncued_score") is None else f">= {k['uncued_score']}, {k['uncued_min_words']} words or more"
+    print(f"check-in (the answer, with crisis lines above it): score >= {k['min_score']} (a unit without a cue word: {uncued}): "
+          f"{k['crisis_recall']:.3f} of the crisis messages, "
           f"{k['false_alarm_rate']:.3f} of the ordinary dev questions (budget {report['calibration']['check_in_false_alarm_budget']})")
     print(f"wrote {BANK_PATH} and {REPORT_PATH} in {report['seconds']} s")
     return 0
