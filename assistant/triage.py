@@ -353,14 +353,18 @@ class Triage:
         earlier = {k: v for k, v in earlier.items() if v}
         present = set(current) | set(earlier)
         findings = self._rule_findings(current, earlier, present, past)
+        # What the crisis screen will read, embedded in the model's pass: one encoder call instead
+        # of two (a second call cost more than its tokens: session 10, 601 dev messages in-process).
+        screen_units_ = self._screen_units(reading, earlier_readings) if self.screen is not None and embed is not None else []
         if self.classifier is not None and embed is not None:
             # The model adds what the rules missed; where the rules found a red flag, their row and
             # level stand (the model's choice between similar rows is less sure), except a crisis.
-            model = self._model_findings(reading, earlier_readings, present, current, earlier, embed, denied - present)
+            model = self._model_findings(reading, earlier_readings, present, current, earlier, embed, denied - present,
+                                         also=[u[0] for u in screen_units_])
             findings += [f for f in model if f.row.crisis or not findings]
         screened: ScreenHit | None = None
         if self.screen is not None and embed is not None and self._crisis_row is not None and not any(f.row.crisis for f in findings):
-            screened = self._screen(reading, earlier_readings, embed)
+            screened = self._screen(screen_units_, embed)
             if screened is not None and screened.sure and not findings:
                 findings.append(Finding(self._crisis_row, "screen", screened.margin, [], screened.unit))
         result = TriageResult(findings=findings, concepts={k: [m.words for m in v] for k, v in current.items()},
@@ -408,7 +412,8 @@ class Triage:
         return needed if all(c in present for c in needed) else None
 
     def _model_findings(self, reading, earlier_readings, present, current, earlier, embed: Embed,
-                        denied: set[str] = frozenset()) -> list[Finding]:
+                        denied: set[str] = frozenset(), also: list[str] = ()) -> list[Finding]:
+        """`also`: texts a later step will embed, embedded in the same pass."""
         units = model_units(reading)
         if len(units) > MAX_UNITS:
             units = units[: MAX_UNITS // 2] + units[-MAX_UNITS // 2 :]
@@ -418,7 +423,7 @@ class Triage:
         if not units:
             return []
         texts = [u[0] for u in units]
-        vectors = embed(texts)
+        vectors = embed(texts + [t for t in also if t not in texts])[: len(texts)]
         out: list[Finding] = []
         for d in self.classifier.detect(texts, vectors):
             row = self.table.row(d.row)
@@ -448,13 +453,16 @@ class Triage:
             out.append(Finding(row, "model", d.probability, mentions, d.unit))
         return out
 
-    def _screen(self, reading: Reading, earlier_readings: list[Reading], embed: Embed) -> ScreenHit | None:
+    def _screen_units(self, reading: Reading, earlier_readings: list[Reading]) -> list[tuple[str, bool]]:
         units = screen_units(reading)
         for r in earlier_readings[:CRISIS_TURNS]:
             units += [u for u in screen_units(r) if u not in units]
         units = [u for u in units if self.screen.reads(*u)]
         if len(units) > 2 * MAX_UNITS:
             units = units[:MAX_UNITS] + units[-MAX_UNITS:]
+        return units
+
+    def _screen(self, units: list[tuple[str, bool]], embed: Embed) -> ScreenHit | None:
         if not units:
             return None
         texts = [u[0] for u in units]
