@@ -23,13 +23,15 @@ it resembles, so a reviewer sees why.
 
 Cue words: a unit with none of the file's `cue_words` (alive, die, end, note, tablets, ...) needs
 more to raise anything than one with a cue word: the check-in only, at `uncued_score`, a bar above
-the cued one's, and at least `uncued_min_words` words. Why: the cue words were the screen's way
-to keep knee stories quiet, and without them the dev bar rose so high that recall fell (0.81 ->
-0.74 at the same budget); but on the three
+the cued one's, and at least `uncued_min_words` words; and the assistant gives the screen such a
+unit only when the learned detector reads it too (assistant.triage.screened_units: no extra
+encoder work). Why: the cue words were the screen's way to keep knee stories quiet, and without
+them the dev bar rose so high that recall fell (0.81 -> 0.74 at the same budget); but on the three
 crisis sets held out unread in session 9, 14 of the 23 crisis messages that showed no crisis
 lines had a unit the screen never read for want of a cue word ("I've given my running shoes
-away to a lad at the club", in a wording of ours). `knee triage screen` sets the second bar with
-the first, on dev, within the same budget, with the fewest words such a unit needs.
+away to a lad at the club", in a wording of ours). `knee triage screen` sets the second bar and
+the fewest words with the first bar, within the same budget (evals/crisis_sets/README.md has the
+measurements).
 
 Two replies: a whole sentence at or above min_score gets the crisis reply (as if the table had
 matched); any unit at or above check_in_score (lower), or a part of a sentence (a clause, or a
@@ -201,10 +203,8 @@ class CrisisScreen:
         n = words(unit)
         if n < (MIN_SENTENCE_WORDS if sentence else MIN_WORDS):
             return False
-        # Without a cue word, clauses and parts are read too: on whole sentences only, calibration
-        # recall was 0.848 instead of 0.854 and the unread crisis sets lost the 3 messages of 4 it
-        # had gained. The extra units (2.6 an ordinary dev message instead of 0.5) are embedded in
-        # the learned detector's pass (Triage.check): +2.5 ms a message in-process.
+        # (Triage reads a unit without a cue word only when the learned detector reads it too:
+        # assistant.triage.screened_units says why.)
         return self.cued(unit) or (self.uncued_score is not None and n >= self.uncued_min_words)
 
     def scores(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

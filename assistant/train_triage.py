@@ -211,11 +211,12 @@ def report_table(report: dict) -> str:
 
 # -- the crisis screen ------------------------------------------------------------------------
 # `knee triage screen` builds assistant/data/crisis_screen.npz (see assistant/crisis_screen.py).
-# Its two bars are chosen on the evaluation's dev split (the split meant for tuning; test and real
-# are never read here), by a grid: the setting that catches the most crisis messages among the
-# training crisis messages and the dev split's crisis items, while raising the crisis reply on at
-# most SCREEN_FALSE_ALARM_BUDGET of the dev split's ordinary questions (those the gold expects an
-# answer or a refusal for); ties go to the stricter setting.
+# Its bars are chosen on the evaluation's dev split (the split meant for tuning) and, since session
+# 10, the real questions file meant to learn from (real-questions-dev.jsonl; the test split is never
+# read here), by a grid: the setting that catches the most crisis messages among the training
+# crisis messages and the dev split's crisis items, while raising the crisis reply on at most
+# SCREEN_FALSE_ALARM_BUDGET of the ordinary questions (those the gold expects an answer or a
+# refusal for); ties go to the stricter setting.
 # min_score from 0.45 (below it every knee story had a clause near some crisis phrasing) to 0.95
 # (with a margin weight of 2, the first bar at which the screen raised nothing on the dev split's
 # ordinary questions lay near 0.8), in steps of 0.025; margin_weight 0 (similarity alone) to 2 (a
@@ -245,10 +246,13 @@ CHECK_IN_FALSE_ALARM_BUDGET = 0.005
 DEV_GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "dev"
 
 
-def _dev_gold(crisis_row: str) -> tuple[list[str], list[str]]:
-    """(the dev split's crisis messages, its ordinary questions)."""
+def _dev_gold(crisis_row: str, real_questions: Path | None = None) -> tuple[list[str], list[str]]:
+    """(the dev split's crisis messages, its ordinary questions); with `real_questions`, the real
+    questions people posted that are ours to learn from (real-questions-dev.jsonl) count too:
+    session 10's first cue-less bar, set on dev alone, gave one of its 19 a check-in."""
     crisis, ordinary = [], []
-    for path in sorted(DEV_GOLD.glob("*.jsonl")):
+    paths = sorted(DEV_GOLD.glob("*.jsonl")) + ([real_questions] if real_questions is not None and real_questions.is_file() else [])
+    for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
@@ -263,7 +267,7 @@ def _dev_gold(crisis_row: str) -> tuple[list[str], list[str]]:
 def build_screen(path=None, report_path=None, settings=None, progress=print) -> dict:
     from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, MIN_WORDS, load_phrasings, words,
                                          passes, phrasings_hash)
-    from assistant.triage import Triage, screen_units
+    from assistant.triage import Triage, screened_units
     from knee.config import load_settings
     from knee.encoder import get_encoder
 
@@ -274,7 +278,7 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
     texts, labels, _origin = training_data()
     harmless = list(dict.fromkeys(lookalikes + [t for t, l in zip(texts, labels) if l != crisis_row]))
     train_crisis = [t for t, l in zip(texts, labels) if l == crisis_row]
-    dev_crisis, dev_ordinary = _dev_gold(crisis_row)
+    dev_crisis, dev_ordinary = _dev_gold(crisis_row, settings.real_gold_path)
     encode = get_encoder(settings.model_path).encode
     progress(f"crisis screen: {len(phrasings)} crisis phrasings, {len(harmless)} harmless sentences; embedding them ...")
     screen = CrisisScreen(phrasings, encode(phrasings), harmless, encode(harmless), 1.0, 0.0)
@@ -286,7 +290,7 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
     def best_per_message(messages: list[str]) -> list[np.ndarray]:
         """Per message, one row per unit: similarity, margin, whether it is a whole sentence,
         whether a cue word is in it."""
-        units = [[u for u in screen_units(reader.read(m)) if screen.reads(*u)] for m in messages]
+        units = [screened_units(reader.read(m), screen) for m in messages]
         flat = [u for us in units for u, _whole in us]
         vectors = encode(flat) if flat else np.zeros((0, screen.crisis_vectors.shape[1]), dtype=np.float32)
         out, k = [], 0
