@@ -59,6 +59,9 @@ _FOLLOW_UP_START = re.compile(
 # then?", "does that apply to walking too?".
 _FOLLOW_UP_END = re.compile(r"\b(?:though|then|too|as well)\s*[?.!]*\s*$", re.I)
 _ANAPHOR = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above)\b", re.I)
+# Words that point back at something said before, for the second reading of a question the
+# knowledge base seemed not to cover (Assistant.answer): the anaphors, and "mine", "things".
+_POINTS_BACK = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above|mine|mine's|things)\b", re.I)
 # At most this many content words, and a word that points back: a follow-up.
 FOLLOW_UP_WORDS = 2
 # A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
@@ -227,10 +230,11 @@ def needs_subject(question: str) -> bool:
             and len(content_words(question)) <= SUBJECT_WORDS)
 
 
-def search_texts(asked, earlier: list[str], turns: int) -> tuple[str, str]:
-    """(the retrieval query, the text matched against the question index) for one question."""
+def search_texts(asked, earlier: list[str], turns: int, follow_up: bool = False) -> tuple[str, str]:
+    """(the retrieval query, the text matched against the question index) for one question;
+    `follow_up`: read it with the earlier turns whether or not it looks like a follow-up."""
     plain = without_negated(asked.query)
-    query = resolve_follow_up(plain, earlier, turns)
+    query = resolve_follow_up(plain, earlier, turns, force=follow_up)
     # In a runner's-knee chat "it" is runner's knee: a question whose subject is only a pronoun
     # ("can it start suddenly?") is searched as a question about runner's knee. A question about
     # something else ("how do I run a faster marathon?") is not: it names its subject, and the
@@ -247,9 +251,9 @@ def search_texts(asked, earlier: list[str], turns: int) -> tuple[str, str]:
     return query, index_text
 
 
-def resolve_follow_up(question: str, earlier: list[str], turns: int) -> str:
+def resolve_follow_up(question: str, earlier: list[str], turns: int, force: bool = False) -> str:
     """The retrieval query: the question, with the earlier user turns it leans on."""
-    if not earlier or not is_follow_up(question):
+    if not earlier or not (force or is_follow_up(question)):
         return question
     return " ".join(earlier[-turns:] + [question])
 
@@ -411,6 +415,30 @@ class Assistant(Runnable[dict, Answer]):
                 body, citations = self._kind_reply(read, vectors, timings)
             return self._finish_checked(verdict, Answer(text, "refuse", body, citations, refusal=refusal), started, timings)
 
+        try:
+            composed = self._compose(text, read, searches, vectors, verdict, timings)
+            # A question the knowledge base seems not to cover, in a chat, that points back at
+            # something it does not name ("mine's more on the outside though, does that change
+            # things?", "once I'm back, how do I stop it coming back?"): read once more with the
+            # earlier turns before saying so. Only what would have been an abstention changes.
+            if composed is None and earlier and any(_POINTS_BACK.search(a.question) for a in read.asked):
+                again = [search_texts(asked, earlier, s.history_turns, follow_up=True) for asked in read.asked]
+                if again != searches:
+                    composed = self._compose(text, read, again, vectors, verdict, timings)
+        except StoreError:
+            return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+        if composed is None:
+            return self._finish_checked(verdict, Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)
+        md, citations = composed
+        notice = None
+        if read.unanswered:
+            answered = " and ".join(f"\u201c{a.question}\u201d" for a in read.asked)
+            notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
+        return self._finish_checked(verdict, Answer(text, "answer", md, citations, notice=notice), started, timings)
+
+    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, timings: dict[str, float]):
+        """Retrieval and composition for the message's questions: (markdown, citations), or None
+        when nothing is relevant enough. Raises StoreError when the store cannot be read."""
         parts = []
         t1 = time.perf_counter()
         for asked, (query, index_text) in zip(read.asked, searches):
@@ -426,17 +454,17 @@ class Assistant(Runnable[dict, Answer]):
             try:
                 passages = self.retriever.search(query, query_vector=query_vec, question_vector=q_vec, timings=timings)
             except StoreError:
-                return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
-            except Exception:
-                return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+                raise
+            except Exception as exc:
+                raise StoreError(str(exc)) from exc
             timings["retrieve"] = timings.get("retrieve", 0.0) + (time.perf_counter() - t2) * 1000
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
             t1 = time.perf_counter()
         try:
             avoid, place_note = self._places(text, vectors, timings)
-        except Exception:  # the store went away between the searches
-            return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+        except Exception as exc:  # the store went away between the searches
+            raise StoreError(str(exc)) from exc
         t4 = time.perf_counter()
         try:
             # A sign of the red-flag table in the message (said hypothetically, generally or of the
@@ -444,17 +472,10 @@ class Assistant(Runnable[dict, Answer]):
             # lets the answer quote when to get urgent care.
             urgent_ok = bool(verdict.named.difference(CONTEXT_CONCEPTS))
             composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok)
-        except Exception:
-            return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
         timings["compose"] = (time.perf_counter() - t4) * 1000
-        if composed is None:
-            return self._finish_checked(verdict, Answer(text, "refuse", ABSTAIN_TEXT, refusal="no_relevant_passage"), started, timings)
-        md, citations = composed
-        notice = None
-        if read.unanswered:
-            answered = " and ".join(f"\u201c{a.question}\u201d" for a in read.asked)
-            notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
-        return self._finish_checked(verdict, Answer(text, "answer", md, citations, notice=notice), started, timings)
+        return composed
 
     def _places(self, text: str, vectors: VectorCache, timings: dict[str, float]):
         """Where the message says it hurts (assistant/vocabulary.yaml, `places:`): the sentences not
