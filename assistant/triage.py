@@ -372,9 +372,12 @@ class Triage:
         if findings:
             best = max(findings, key=lambda f: (LEVEL_RANK[f.row.level], f.layer == "rules", f.score, -self._order[f.row.id]))
             result.escalation = self._escalation(best)
-            if screened is not None and screened.sure and not best.row.crisis:
+            if screened is not None and not best.row.crisis:
                 # Another red flag's reply, and the crisis lines with it: the screen is less sure
                 # than the table, so it does not take the place of a red flag the person described.
+                # At the check-in's bar too (session 10: a roommate found unconscious by an empty
+                # bottle of her antidepressants got the fainting row's reply and no crisis lines;
+                # an answer would have had them above it).
                 also = f"You also wrote \u201c{screened.unit}\u201d. If you are having thoughts of suicide or self-harm: {self.table.actions['crisis']}"
                 result.escalation = dataclasses.replace(result.escalation, note=" ".join(x for x in (result.escalation.note, also) if x))
             return result
