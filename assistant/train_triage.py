@@ -369,7 +369,11 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
         "check_in": check_in,
         # a crisis phrasing with no cue word: the screen reads a clause like it at the higher bar only
         "crisis_phrasings_without_a_cue_word": [p for p in phrasings if not screen.cued(p)],
-        "grid": grid,
+        # the grid as it was before the cue-less bar (every "whole" row and the "all" rows that
+        # read no unit without a cue word), and the cue-less rows at the chosen weight and cued bar
+        # (all of them: 2 MB)
+        "grid": [g for g in grid if g.get("uncued_score") is None
+                 or (g["margin_weight"] == check_in["margin_weight"] and g["min_score"] == check_in["min_score"])],
         "seconds": round(time.perf_counter() - started, 1),
     }
     Path(report_path or SCREEN_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
