@@ -135,6 +135,14 @@ def passes(similarity, margin, whole, bar: float, margin_weight: float, whole_on
     return ok & whole if whole_only else ok
 
 
+def check_in_bars(cued, n_words, cued_bar: float, uncued_bar: float | None, uncued_min_words: int) -> np.ndarray:
+    """Per unit, the check-in's bar: `cued_bar` for a unit with a cue word; `uncued_bar` for one
+    without, when it has at least `uncued_min_words` words; otherwise none (infinity). The one
+    rule, for the screen and for `knee triage screen`'s grid alike."""
+    without = np.where(np.asarray(n_words) >= uncued_min_words, np.inf if uncued_bar is None else uncued_bar, np.inf)
+    return np.where(np.asarray(cued, dtype=bool), cued_bar, without)
+
+
 def words(text: str) -> int:
     return len(_WORD.findall(text))
 
@@ -229,7 +237,7 @@ class CrisisScreen:
         score = decision_score(c, margin, self.margin_weight)
         cued = np.array([self.cued(units[i]) for i in keep])
         is_whole = np.array([flags[i] for i in keep])
-        bar = np.where(cued, self.check_in_score, np.inf if self.uncued_score is None else self.uncued_score)
+        bar = check_in_bars(cued, [words(units[i]) for i in keep], self.check_in_score, self.uncued_score, self.uncued_min_words)
         ok = passes(c, margin, is_whole, bar, self.margin_weight)
         if not ok.any():
             return None

@@ -58,10 +58,11 @@ _FOLLOW_UP_START = re.compile(
 # ... or ends on a word that points back: "is it worth buying one though?", "what about hills
 # then?", "does that apply to walking too?".
 _FOLLOW_UP_END = re.compile(r"\b(?:though|then|too|as well)\s*[?.!]*\s*$", re.I)
-_ANAPHOR = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above)\b", re.I)
+_ANAPHORS = r"those|these|them|that|this|it|its|they|their|ones?|the same|such|above"
+_ANAPHOR = re.compile(rf"\b(?:{_ANAPHORS})\b", re.I)
 # Words that point back at something said before, for the second reading of a question the
 # knowledge base seemed not to cover (Assistant.answer): the anaphors, and "mine", "things".
-_POINTS_BACK = re.compile(r"\b(?:those|these|them|that|this|it|its|they|their|ones?|the same|such|above|mine|mine's|things)\b", re.I)
+_POINTS_BACK = re.compile(rf"\b(?:{_ANAPHORS}|mine|mine's|things)\b", re.I)
 # At most this many content words, and a word that points back: a follow-up.
 FOLLOW_UP_WORDS = 2
 # A question names what it asks about: the knee, or a part, treatment or activity of the knowledge base.
@@ -416,7 +417,11 @@ class Assistant(Runnable[dict, Answer]):
             return self._finish_checked(verdict, Answer(text, "refuse", body, citations, refusal=refusal), started, timings)
 
         try:
-            composed = self._compose(text, read, searches, vectors, verdict, timings)
+            try:
+                places = self._places(text, vectors, timings)
+            except Exception as exc:  # the store went away
+                raise StoreError(str(exc)) from exc
+            composed = self._compose(text, read, searches, vectors, verdict, places, timings)
             # A question the knowledge base seems not to cover, in a chat, that points back at
             # something it does not name ("mine's more on the outside though, does that change
             # things?", "once I'm back, how do I stop it coming back?"): read once more with the
@@ -424,7 +429,7 @@ class Assistant(Runnable[dict, Answer]):
             if composed is None and earlier and any(_POINTS_BACK.search(a.question) for a in read.asked):
                 again = [search_texts(asked, earlier, s.history_turns, follow_up=True) for asked in read.asked]
                 if again != searches:
-                    composed = self._compose(text, read, again, vectors, verdict, timings)
+                    composed = self._compose(text, read, again, vectors, verdict, places, timings)
         except StoreError:
             return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         if composed is None:
@@ -436,9 +441,10 @@ class Assistant(Runnable[dict, Answer]):
             notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
         return self._finish_checked(verdict, Answer(text, "answer", md, citations, notice=notice), started, timings)
 
-    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, timings: dict[str, float]):
+    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, places, timings: dict[str, float]):
         """Retrieval and composition for the message's questions: (markdown, citations), or None
-        when nothing is relevant enough. Raises StoreError when the store cannot be read."""
+        when nothing is relevant enough; `places`: `_places` of the message. Raises StoreError when
+        the store cannot be read."""
         parts = []
         t1 = time.perf_counter()
         for asked, (query, index_text) in zip(read.asked, searches):
@@ -461,10 +467,7 @@ class Assistant(Runnable[dict, Answer]):
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
             t1 = time.perf_counter()
-        try:
-            avoid, place_note = self._places(text, vectors, timings)
-        except Exception as exc:  # the store went away between the searches
-            raise StoreError(str(exc)) from exc
+        avoid, place_note = places
         t4 = time.perf_counter()
         try:
             # A sign of the red-flag table in the message (said hypothetically, generally or of the

@@ -265,7 +265,7 @@ def _dev_gold(crisis_row: str, real_questions: Path | None = None) -> tuple[list
 
 
 def build_screen(path=None, report_path=None, settings=None, progress=print) -> dict:
-    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, MIN_WORDS, load_phrasings, words,
+    from assistant.crisis_screen import (BANK_PATH, PHRASINGS_PATH, REPORT_PATH as SCREEN_REPORT, CrisisScreen, MIN_WORDS, check_in_bars, load_phrasings, words,
                                          passes, phrasings_hash)
     from assistant.triage import Triage, screened_units
     from knee.config import load_settings
@@ -323,7 +323,7 @@ def build_screen(path=None, report_path=None, settings=None, progress=print) -> 
                 hits.append(False)
                 continue
             cued = x[:, 3] > 0
-            bar = np.where(cued, t, np.where(x[:, 4] >= uncued_words, np.inf if uncued is None or whole_only else uncued, np.inf))
+            bar = check_in_bars(cued, x[:, 4], t, uncued, uncued_words)
             hits.append(bool(passes(x[:, 0], x[:, 1], (x[:, 2] > 0) & cued, bar, w, whole_only).any()))
         return float(np.mean(hits))
 
