@@ -125,6 +125,24 @@ def test_a_unit_without_a_cue_word_raises_the_check_in_at_most(assistant_):
     assert not screen.cued(short) and not screen.reads(short, True)
 
 
+@pytest.mark.parametrize("message", [
+    "Last year I gave my running shoes and my medals away to the lads at the club. Now my knee aches on stairs",
+    "I'm not giving my running shoes away to anyone, I just want to know why my knee aches after long runs",
+    "If the knee doesn't settle I suppose I'd hand my race entries on to my brother, what exercises help?",
+])
+def test_a_unit_without_a_cue_word_is_read_only_as_the_detector_reads_it(assistant_, message):
+    """Its vector is then the one the learned detector's pass already computed (no extra encoder
+    work, session 10): every cue-less unit the screen gets is one of the detector's units, in its
+    wording."""
+    from assistant.triage import model_units, screened_units
+
+    screen = assistant_.triage.screen
+    reading = assistant_.triage.read(message)
+    detector = {t for t, _ in model_units(reading)}
+    cue_less = [u for u, _ in screened_units(reading, screen) if not screen.cued(u)]
+    assert set(cue_less) <= detector, (cue_less, detector)
+
+
 def test_the_check_in_keeps_the_answer_and_quotes_the_clause(assistant_):
     """Below the full reply's bar: the answer is given, with the check-in above it."""
     screen = assistant_.triage.screen
