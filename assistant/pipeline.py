@@ -24,7 +24,8 @@ from assistant.retrieve import HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
 from assistant.triage import Triage, escalation_markdown
 from assistant.vocabulary import vocabulary
-from knee.config import Settings
+from assistant.query_adapter import AdapterError, load_query_adapter
+from knee.config import ConfigError, Settings
 from knee.encoder import get_encoder
 from knee.lru import LRU
 from knee.models import Answer, Citation
@@ -340,7 +341,11 @@ class Assistant(Runnable[dict, Answer]):
         self.encoder = get_encoder(settings.model_path)
         self._embed = self.encoder.encode
         self._shared_vectors = SharedVectors()
-        self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings)
+        try:
+            adapter = load_query_adapter(settings.query_adapter_path, self.encoder.dimension)
+        except AdapterError as exc:
+            raise ConfigError(f"{exc}: retrain it with `knee adapter train`, or set KNEE_QUERY_ADAPTER=none") from None
+        self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings, adapter=adapter)
         self._triage: Triage | None = None  # loaded on first use: the clinician lookup needs none
         self._triage_lock = threading.Lock()
         self.composer = Composer(self.index, settings)
@@ -563,7 +568,7 @@ class Assistant(Runnable[dict, Answer]):
 def load_assistant(settings: Settings) -> Assistant:
     try:
         return Assistant(settings)
-    except StoreError:
+    except (StoreError, ConfigError):
         raise
     except Exception as exc:  # the store opened but could not be read
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,6 +1,7 @@
 """Retrieval: three ranked lists over the committed chunks, fused by weighted reciprocal rank.
 
-- dense: the question's vector against the chunk vectors (Chroma);
+- dense: the question's vector, mapped by the query adapter (assistant/query_adapter.py), against
+  the chunk vectors (Chroma); the cosines reported are those of the mapped vector;
 - sparse: BM25 over the chunks' terms (`knee.sparse`, built at ingest);
 - questions: the question against the question index, question to question (Chroma): each
   section lists the questions it answers, so "will it go away on its own?" finds the prognosis
@@ -261,6 +262,7 @@ class HybridRetriever(BaseRetriever):
     index: Any
     embed_query: Any  # str -> normalised np.ndarray
     settings: Any
+    adapter: Any = None  # assistant.query_adapter.QueryAdapter for the dense list, or None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [
@@ -275,7 +277,8 @@ class HybridRetriever(BaseRetriever):
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         t0 = time.perf_counter()
-        dense = index.chunks.query(query_embeddings=[vector.tolist()], n_results=s.dense_k, where=chroma_filter(audience, topic),
+        dense_vector = vector if self.adapter is None else self.adapter.apply(vector)
+        dense = index.chunks.query(query_embeddings=[dense_vector.tolist()], n_results=s.dense_k, where=chroma_filter(audience, topic),
                                    include=["distances"])
         cosine = {i: 1.0 - float(d) for i, d in zip(dense["ids"][0], dense["distances"][0]) if i in index.committed}
         dense_ids = sorted(cosine, key=lambda i: (-cosine[i], i))

