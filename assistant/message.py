@@ -181,7 +181,7 @@ def read_message(text: str) -> ReadMessage:
         # A question too short to say what it asks about ("Is she right?", "which is it??") asks
         # about the sentence just before it ("My wife says the creaking means I'm wearing it out"),
         # whether or not that sentence holds the story's symptom words.
-        before = _antecedent(parts, original) if len(content_words(q)) < VAGUE_QUESTION_WORDS else None
+        before = (_antecedent(parts, original) or _topic(parts, original)) if len(content_words(q)) < VAGUE_QUESTION_WORDS else None
         if original in leans_on:
             before, needs_facts = leans_on[original], True
         extra = ([before] if before else []) + [f for f in facts if not before or f not in before]
@@ -215,6 +215,24 @@ def _antecedent(parts: list[str], question: str) -> str | None:
     if _FACT_WORDS.search(before):
         return None
     return before
+
+
+# A topic named on its own just before the question ("KT tape. does it actually do anything?",
+# "Orthotics. do they help?"): at most this many words, one of them of the knee's world.
+TOPIC_MAX_WORDS = 3
+
+
+def _topic(parts: list[str], question: str) -> str | None:
+    """The fragment just before a short question that names what it asks about, when the fragment
+    is a topic of the knowledge base (session 11: "KT tape. does it actually do anything?" was
+    searched as "does it actually do anything? (runner's knee)" and answered about exercise)."""
+    i = parts.index(question) if question in parts else -1
+    if i < 1:
+        return None
+    before = parts[i - 1].strip()
+    if is_question(before) or not 1 <= len(before.split()) <= TOPIC_MAX_WORDS or _MEDICATION.search(before.lower()):
+        return None
+    return before if _KNEE_WORLD.search(_SPELL_OUT(before)) else None
 
 
 def _echoes(parts: list[str], question: str) -> bool:
