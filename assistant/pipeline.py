@@ -348,7 +348,7 @@ class Assistant(Runnable[dict, Answer]):
         self.retriever = HybridRetriever(index=self.index, embed_query=self.embed_one, settings=settings, adapter=adapter)
         self._triage: Triage | None = None  # loaded on first use: the clinician lookup needs none
         self._triage_lock = threading.Lock()
-        self.composer = Composer(self.index, settings)
+        self.composer = Composer(self.index, settings, adapter=adapter)
         self._place_notes: dict[tuple, tuple | None] = {}  # (place, sides avoided) -> its note, found once
         self.embed_one("warm up")  # the first encode pays one-off costs; do it at start, not on a user
 
