@@ -196,6 +196,12 @@ SCOPE_CASES = [
     ("is deep vein thrombosis an emergency or can it wait for a GP appointment?", None),
     ("for a first aid leaflet: when is a suspected DVT urgent and when is it 999?", None),
     ("when does a child limping after sport need to be seen quickly?", None),
+    # What runners eat and drink, and blood tests, are not runner's knee (session 11: "do runners
+    # need more iron in their diet?" was answered about not stopping running); with the knee, answered.
+    ("should distance runners eat more protein?", "unrelated"),
+    ("are electrolyte drinks worth it on long runs?", "unrelated"),
+    ("can a blood test show if I'm overtraining?", "unrelated"),
+    ("my knee hurts on stairs, could my diet be part of it?", None),
 ]
 
 
