@@ -49,12 +49,19 @@ def hybrid_system(assistant, k: int = 5) -> RetrievalSystem:
     from assistant.message import read_message
 
     def search(query: str, n: int) -> list[str]:
-        asked = read_message(query).asked[0]
-        # The question is the query unless a follow-up added earlier words: embed it once then (as
-        # the pipeline does), which halves the gate's retrieval time.
-        query_vector = assistant.embed_one(asked.query)
-        question_vector = query_vector if asked.question == asked.query else assistant.embed_one(asked.question)
-        return [p.id for p in assistant.retriever.search(asked.query, k=n, query_vector=query_vector, question_vector=question_vector)]
+        # Each question the assistant answers (up to two a message) is searched, as the assistant
+        # searches them; two lists are interleaved (first of each, then second of each ...), so a
+        # message's evidence for its second question counts as the assistant sees it. Until
+        # session 11 only the first question was searched.
+        lists = []
+        for asked in read_message(query).asked:
+            # The question is the query unless a follow-up added earlier words: embed it once then
+            # (as the pipeline does), which halves the gate's retrieval time.
+            query_vector = assistant.embed_one(asked.query)
+            question_vector = query_vector if asked.question == asked.query else assistant.embed_one(asked.question)
+            lists.append([p.id for p in assistant.retriever.search(asked.query, k=n, query_vector=query_vector, question_vector=question_vector)])
+        merged = [pid for rank in zip(*lists) for pid in rank] if len(lists) > 1 else lists[0]
+        return list(dict.fromkeys(merged))[:n]
 
     return RetrievalSystem(
         key="ours",
