@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,69 @@ def dense_scores(w: np.ndarray, queries: np.ndarray, targets: list[list[int]], c
     return {"recall@5": round(recall / n, 4), "mrr": round(mrr / n, 4)}
 
 
+@dataclass
+class TrainingData:
+    """What the adapter is fitted on: chunk vectors (the softmax's classes), the indexed questions
+    and the dev items (vectors and relevant chunk positions), and each dev item's fold."""
+
+    chunk_ids: list[str]
+    chunk_vectors: np.ndarray
+    question_vectors: np.ndarray
+    question_targets: list[list[int]]
+    items: list[tuple[str, str, list[str]]]  # dev (id, question, relevant chunk ids)
+    queries: list[str]  # each dev item as the assistant searches it
+    item_vectors: np.ndarray
+    item_targets: list[list[int]]
+    folds: np.ndarray
+
+    def fit_without(self, fold: int | None, lam: float) -> np.ndarray:
+        """W fitted on the indexed questions and the dev items outside `fold` (None: all of them)."""
+        keep = self.folds != fold
+        x = np.concatenate([self.question_vectors, self.item_vectors[keep]])
+        t = self.question_targets + [t for t, k in zip(self.item_targets, keep) if k]
+        return fit(x, t, self.chunk_vectors, lam)
+
+
+def training_data(assistant, settings) -> TrainingData:
+    """The data of `assistant`'s store; its own vectors (the assistant's adapter is not used)."""
+    from assistant.message import read_message
+    from assistant.pipeline import search_texts
+
+    index = assistant.index
+    got = index.chunks.get(include=["embeddings"])
+    chunk_ids = sorted(i for i in got["ids"] if i in index.committed)
+    by_id = dict(zip(got["ids"], got["embeddings"]))
+    chunk_vectors = np.asarray([by_id[i] for i in chunk_ids], dtype=np.float32)
+    chunk_vectors /= np.linalg.norm(chunk_vectors, axis=1, keepdims=True)
+    position = {cid: n for n, cid in enumerate(chunk_ids)}
+    index.question_hits(assistant.embed_one("warm up"), 1)  # loads the question index
+    rows = index._question_rows or []
+    kept = [i for i, r in enumerate(rows) if r.chunk_id in position]
+    question_vectors = np.asarray(index._question_matrix, dtype=np.float32)[kept] if kept else np.zeros((0, chunk_vectors.shape[1]), dtype=np.float32)
+    question_targets = [[position[rows[i].chunk_id]] for i in kept]
+    items = dev_items({p.id: p.text for p in index.all_passages()})
+    queries = [search_texts(read_message(q).asked[0], [], settings.history_turns)[0] for _, q, _ in items]
+    item_vectors = np.asarray(assistant.encoder.encode(queries), dtype=np.float32)
+    item_targets = [[position[c] for c in rel] for _, _, rel in items]
+    folds = np.array([fold_of(i) for i, _, _ in items])
+    return TrainingData(chunk_ids, chunk_vectors, question_vectors, question_targets, items, queries, item_vectors, item_targets, folds)
+
+
+def held_out_adapters(assistant, settings, lam: float) -> dict[str, QueryAdapter]:
+    """For each dev item the adapter is fitted on, an adapter fitted without that item's fold: what
+    `knee eval --tune` answers it with, so that tuning on dev does not see the adapter's fit to dev.
+    (Dev items it is not fitted on are out of sample for the committed adapter already.)"""
+    data = training_data(assistant, settings)
+    by_fold = {f: QueryAdapter(data.fit_without(f, lam)) for f in range(FOLDS)}
+    return {item_id: by_fold[int(f)] for (item_id, _, _), f in zip(data.items, data.folds)}
+
+
+def committed_lambda() -> float | None:
+    if not REPORT_PATH.is_file():
+        return None
+    return float(json.loads(REPORT_PATH.read_text(encoding="utf-8"))["chosen_lambda"])
+
+
 def train(path: Path = ADAPTER_PATH, report_path: Path | None = REPORT_PATH, settings=None, progress=print,
           lam: float | None = None) -> dict:
     """Fit and save the adapter; with `lam`, fit it with that lambda only (no cross-validation, no
@@ -117,30 +180,13 @@ def train(path: Path = ADAPTER_PATH, report_path: Path | None = REPORT_PATH, set
     started = time.perf_counter()
     settings = settings or load_settings()
     assistant = load_assistant(replace(settings, query_adapter_path=None))  # its own vectors
-    index = assistant.index
-    got = index.chunks.get(include=["embeddings"])
-    chunk_ids = sorted(i for i in got["ids"] if i in index.committed)
-    by_id = dict(zip(got["ids"], got["embeddings"]))
-    chunk_vectors = np.asarray([by_id[i] for i in chunk_ids], dtype=np.float32)
-    chunk_vectors /= np.linalg.norm(chunk_vectors, axis=1, keepdims=True)
-    position = {cid: n for n, cid in enumerate(chunk_ids)}
-    index.question_hits(assistant.embed_one("warm up"), 1)  # loads the question index
-    question_rows = [r for r in (index._question_rows or []) if r.chunk_id in position]
-    question_vectors = np.asarray(index._question_matrix, dtype=np.float32)[[i for i, r in enumerate(index._question_rows or []) if r.chunk_id in position]]
-    question_targets = [[position[r.chunk_id]] for r in question_rows]
-
-    items = dev_items({p.id: p.text for p in index.all_passages()})
-    queries = [search_texts(read_message(q).asked[0], [], settings.history_turns)[0] for _, q, _ in items]
-    progress(f"query adapter: {len(question_rows)} indexed questions, {len(items)} dev items, {len(chunk_ids)} chunks; embedding ...")
-    item_vectors = np.asarray(assistant.encoder.encode(queries), dtype=np.float32)
-    item_targets = [[position[c] for c in rel] for _, _, rel in items]
-    folds = np.array([fold_of(i) for i, _, _ in items])
-
-    def fit_without(fold: int | None, lam: float) -> np.ndarray:
-        keep = folds != fold
-        x = np.concatenate([question_vectors, item_vectors[keep]])
-        t = question_targets + [t for t, k in zip(item_targets, keep) if k]
-        return fit(x, t, chunk_vectors, lam)
+    progress("query adapter: reading the question index and the dev split, embedding ...")
+    data = training_data(assistant, settings)
+    chunk_ids, chunk_vectors = data.chunk_ids, data.chunk_vectors
+    items, queries, folds = data.items, data.queries, data.folds
+    item_vectors, item_targets = data.item_vectors, data.item_targets
+    fit_without = data.fit_without
+    progress(f"query adapter: {len(data.question_targets)} indexed questions, {len(items)} dev items, {len(chunk_ids)} chunks")
 
     if lam is not None:
         QueryAdapter(fit_without(None, lam)).save(path)
@@ -185,7 +231,7 @@ def train(path: Path = ADAPTER_PATH, report_path: Path | None = REPORT_PATH, set
     report = {
         "what": "query adapter W (assistant/query_adapter.py); held-out numbers are dev items out of fold, dense search alone unless said",
         "model": Path(settings.model_path).name,
-        "indexed_questions": len(question_rows),
+        "indexed_questions": len(data.question_targets),
         "dev_items": len(items),
         "chunks": len(chunk_ids),
         "chunks_sha256": hashlib.sha256("\n".join(chunk_ids).encode()).hexdigest(),
@@ -224,10 +270,10 @@ def main(args, settings) -> int:
             return 0
         with tempfile.TemporaryDirectory() as tmp:
             fresh_path = Path(tmp) / "query_adapter.npz"
-            if not REPORT_PATH.is_file():
+            chosen = committed_lambda()
+            if chosen is None:
                 print(f"no report at {REPORT_PATH}: run `knee adapter train`")
                 return 1
-            chosen = float(json.loads(REPORT_PATH.read_text(encoding="utf-8"))["chosen_lambda"])
             train(fresh_path, None, settings=settings, progress=progress, lam=chosen)
             fresh = load_query_adapter(fresh_path, _dimension(fresh_path))
             if not ADAPTER_PATH.is_file():

@@ -8,6 +8,10 @@ passes keep it from fitting the items. The objective counts what a user gets rig
 weighted alike: every fact that holds (and is grounded) on the answer items, and every answer or
 refusal item that gets its behaviour.
 
+The query adapter (assistant/query_adapter.py) is fitted on dev too: every dev item it was fitted
+on is answered here with an adapter fitted without that item's fold, so the constants are not
+chosen for the adapter's fit to dev.
+
 It runs the assistant in-process (one model load), prints each step, and writes the result to
 `runs/tune-<time>.json`. The chosen values go into knee/config.py by hand, each with a comment
 saying it was set here: a reviewer sees every change of a constant in the history.
@@ -45,7 +49,7 @@ GRID: dict[str, tuple] = {
 PASSES = 2
 
 
-def objective(items, assistant) -> tuple[float, dict]:
+def objective(items, assistant, adapters: dict | None = None) -> tuple[float, dict]:
     """Facts held plus items with the right behaviour, each item's behaviour weighted as much as
     the facts of an average answer item (a wrong behaviour loses a whole answer, or answers what
     should have been declined): with the two counted alike, lowering the relevance floors bought
@@ -53,7 +57,12 @@ def objective(items, assistant) -> tuple[float, dict]:
     facts = held = behaviour = n = 0
     answer_items = sum(1 for i in items if i.behavior == "answer" and i.facts)
     per_item = sum(len(i.facts) for i in items if i.behavior == "answer" and i.facts) / max(1, answer_items)
+    committed = assistant.retriever.adapter
     for item in items:
+        if adapters:
+            # The query adapter is fitted on dev: each item it was fitted on is answered with an
+            # adapter fitted without it (assistant/train_adapter.py, `held_out_adapters`).
+            assistant.retriever.adapter = assistant.composer.adapter = adapters.get(item.id, committed)
         record = assistant.invoke({"question": item.question, "history": item.history}).to_json()
         n += 1
         behaviour += record["behavior"] == item.behavior
@@ -61,6 +70,7 @@ def objective(items, assistant) -> tuple[float, dict]:
             results = check_facts(item.facts, record)
             facts += len(results)
             held += sum(f.held and f.grounded for f in results)
+    assistant.retriever.adapter = assistant.composer.adapter = committed
     return round(held + per_item * behaviour, 2), {"facts_held": held, "facts": facts, "behaviour": behaviour, "items": n}
 
 
@@ -110,9 +120,17 @@ def tune(settings: Settings, say=print) -> dict:
     # Escalations are decided by triage before any of these constants is read.
     items = [i for i in items if i.behavior != "escalate"]
     assistant = load_assistant(settings)
+    adapters = None
+    if assistant.retriever.adapter is not None:
+        from assistant.train_adapter import committed_lambda, held_out_adapters
+
+        lam = committed_lambda()
+        if lam is not None:
+            say(f"fitting the query adapter without each dev fold (lambda {lam}) ...")
+            adapters = held_out_adapters(assistant, settings, lam)
     memoize_embeddings(assistant)
     current = {name: getattr(settings, name) for name in GRID}
-    best_score, best_detail = objective(items, assistant)
+    best_score, best_detail = objective(items, assistant, adapters)
     say(f"start: {best_score} {best_detail} {current}")
     steps = []
     for p in range(PASSES):
@@ -122,7 +140,7 @@ def tune(settings: Settings, say=print) -> dict:
                     continue
                 trial = {**current, name: value}
                 apply(assistant, replace(settings, **trial))
-                score, detail = objective(items, assistant)
+                score, detail = objective(items, assistant, adapters)
                 steps.append({"pass": p + 1, "name": name, "value": value, "score": score, **detail})
                 if score > best_score:
                     best_score, best_detail, current = score, detail, trial

@@ -73,3 +73,23 @@ def test_the_dense_search_uses_the_adapter(assistant):
     assert plain.keys() == none.keys() and all(abs(plain[k] - none[k]) < 1e-5 for k in plain)
     shared = set(adapted) & set(none)
     assert shared and any(abs(adapted[k] - none[k]) > 1e-3 for k in shared)
+
+
+def test_tuning_answers_each_dev_item_with_an_adapter_fitted_without_it(assistant, corpus_settings):
+    # `knee eval --tune` chooses constants on dev; the adapter is fitted on dev, so each dev item it
+    # was fitted on is answered with one of FOLDS adapters fitted without that item's fold.
+    from assistant.train_adapter import FOLDS, committed_lambda, held_out_adapters
+    from evals.runner import GOLD_DIR, load_gold
+    from evals.tune import objective
+
+    committed = assistant.retriever.adapter
+    adapters = held_out_adapters(assistant, corpus_settings, committed_lambda())
+    assert len(adapters) >= 300
+    by_fold = {id(a): a for a in adapters.values()}
+    assert len(by_fold) == FOLDS
+    assert all(np.abs(a.matrix - committed.matrix).max() > 1e-3 for a in by_fold.values())
+    dev = sorted((GOLD_DIR / "dev").glob("*.jsonl"))
+    items, _ = load_gold(dev, {p: "dev" for p in dev})
+    fitted_on = [i for i in items if i.id in adapters][:3]
+    objective(fitted_on, assistant, adapters)
+    assert assistant.retriever.adapter is committed and assistant.composer.adapter is committed
