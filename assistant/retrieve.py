@@ -209,6 +209,13 @@ class KnowledgeIndex:
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         self._question_matrix = matrix / np.where(norms == 0, 1.0, norms)
 
+    def indexed_questions(self) -> tuple[list[QuestionHit], np.ndarray]:
+        """Every indexed question of a committed chunk (similarity unset) and its normalised
+        vector, in id order, however large the index (fetched now when it was not preloaded)."""
+        if self._question_rows is None:
+            self._load_questions()
+        return self._question_rows, self._question_matrix
+
     def question_hits(self, vector: np.ndarray, n: int) -> list[QuestionHit]:
         """The indexed questions nearest to the asked one (committed chunks only), nearest first."""
         if self._question_matrix is not None and self._question_rows is not None:

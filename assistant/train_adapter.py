@@ -33,7 +33,6 @@ import numpy as np
 
 from assistant.query_adapter import ADAPTER_PATH, REPORT_PATH, QueryAdapter
 
-DEV_GOLD = Path(__file__).resolve().parent.parent / "evals" / "gold" / "dev"
 # SCALE 20 is sentence-transformers' default for its in-batch ranking loss (cosines x 20); RATE and
 # STEPS: Adam's usual 1e-3, and enough full-batch steps for the training loss to level off here
 # (it changes by under 1% from step 250 to 300 at every LAMBDA of the grid).
@@ -49,18 +48,17 @@ RETRIEVAL_K = 5
 def dev_items(chunks: dict[str, str]) -> list[tuple[str, str, list[str]]]:
     """(id, question, relevant chunk ids) of the dev answer items with evidence and no earlier turns."""
     from evals.metrics import relevant_ids
+    from evals.runner import GOLD_DIR, load_gold
 
+    paths = sorted((GOLD_DIR / "dev").glob("*.jsonl"))
+    items, _problems = load_gold(paths, {p: "dev" for p in paths})  # `knee eval` reports the problems
     out = []
-    for path in sorted(DEV_GOLD.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            if item.get("behavior") != "answer" or not item.get("evidence") or item.get("history"):
-                continue
-            relevant = sorted(relevant_ids(item["evidence"], chunks))
-            if relevant:
-                out.append((str(item["id"]), item["question"], relevant))
+    for item in items:
+        if item.behavior != "answer" or not item.evidence or item.history:
+            continue
+        relevant = sorted(relevant_ids(item.evidence, chunks))
+        if relevant:
+            out.append((item.id, item.question, relevant))
     return sorted(out)
 
 
@@ -141,11 +139,9 @@ def training_data(assistant, settings) -> TrainingData:
     chunk_vectors = np.asarray([by_id[i] for i in chunk_ids], dtype=np.float32)
     chunk_vectors /= np.linalg.norm(chunk_vectors, axis=1, keepdims=True)
     position = {cid: n for n, cid in enumerate(chunk_ids)}
-    index.question_hits(assistant.embed_one("warm up"), 1)  # loads the question index
-    rows = index._question_rows or []
-    kept = [i for i, r in enumerate(rows) if r.chunk_id in position]
-    question_vectors = np.asarray(index._question_matrix, dtype=np.float32)[kept] if kept else np.zeros((0, chunk_vectors.shape[1]), dtype=np.float32)
-    question_targets = [[position[rows[i].chunk_id]] for i in kept]
+    rows, matrix = index.indexed_questions()  # committed chunks' questions only
+    question_vectors = matrix if rows else np.zeros((0, chunk_vectors.shape[1]), dtype=np.float32)
+    question_targets = [[position[r.chunk_id]] for r in rows]
     items = dev_items({p.id: p.text for p in index.all_passages()})
     queries = [search_texts(read_message(q).asked[0], [], settings.history_turns)[0] for _, q, _ in items]
     item_vectors = np.asarray(assistant.encoder.encode(queries), dtype=np.float32)
@@ -182,43 +178,43 @@ def train(path: Path = ADAPTER_PATH, report_path: Path | None = REPORT_PATH, set
     assistant = load_assistant(replace(settings, query_adapter_path=None))  # its own vectors
     progress("query adapter: reading the question index and the dev split, embedding ...")
     data = training_data(assistant, settings)
-    chunk_ids, chunk_vectors = data.chunk_ids, data.chunk_vectors
-    items, queries, folds = data.items, data.queries, data.folds
-    item_vectors, item_targets = data.item_vectors, data.item_targets
-    fit_without = data.fit_without
-    progress(f"query adapter: {len(data.question_targets)} indexed questions, {len(items)} dev items, {len(chunk_ids)} chunks")
+    items = data.items
+    progress(f"query adapter: {len(data.question_targets)} indexed questions, {len(items)} dev items, {len(data.chunk_ids)} chunks")
 
     if lam is not None:
-        QueryAdapter(fit_without(None, lam)).save(path)
+        QueryAdapter(data.fit_without(None, lam)).save(path)
         return {"chosen_lambda": lam, "seconds": round(time.perf_counter() - started, 1)}
 
-    identity = np.eye(chunk_vectors.shape[1], dtype=np.float32)
-    cross_validated = {"identity": dense_scores(identity, item_vectors, item_targets, chunk_vectors)}
+    identity = np.eye(data.chunk_vectors.shape[1], dtype=np.float32)
+    cross_validated = {"identity": dense_scores(identity, data.item_vectors, data.item_targets, data.chunk_vectors)}
     fold_models: dict[float, list[np.ndarray]] = {}
     for lam in LAMBDA_GRID:
-        fold_models[lam] = [fit_without(f, lam) for f in range(FOLDS)]
+        fold_models[lam] = [data.fit_without(f, lam) for f in range(FOLDS)]
         held = {"recall@5": 0.0, "mrr": 0.0}
         for f in range(FOLDS):
-            sel = np.flatnonzero(folds == f)
-            s = dense_scores(fold_models[lam][f], item_vectors[sel], [item_targets[i] for i in sel], chunk_vectors)
+            sel = np.flatnonzero(data.folds == f)
+            s = dense_scores(fold_models[lam][f], data.item_vectors[sel], [data.item_targets[i] for i in sel], data.chunk_vectors)
             for k in held:
                 held[k] += s[k] * len(sel) / len(items)
         cross_validated[str(lam)] = {k: round(v, 4) for k, v in held.items()}
         progress(f"  lambda {lam}: held-out dense recall@5 {held['recall@5']:.3f}, MRR {held['mrr']:.3f}")
     best = max(LAMBDA_GRID, key=lambda lam: (cross_validated[str(lam)]["recall@5"] + cross_validated[str(lam)]["mrr"], lam))
 
-    # The fused retrieval, out of fold, at each dense weight (with the chosen lambda).
+    # The fused retrieval, out of fold, at each dense weight (with the chosen lambda). The text each
+    # item matches against the question index is embedded once, not once per weight.
+    index_vectors = []
+    for (_, question, _), query, qv in zip(items, data.queries, data.item_vectors):
+        asked = read_message(question).asked[0]
+        index_vectors.append(qv if asked.question == query else assistant.embed_one(search_texts(asked, [], settings.history_turns)[1]))
+    fold_adapters = [QueryAdapter(m) for m in fold_models[best]]
     fused: dict[str, dict[str, float]] = {}
     retriever = assistant.retriever
     for weight in DENSE_WEIGHT_GRID:
         retriever.settings = replace(settings, weight_dense=weight)
         recall = mrr = 0.0
-        for n, ((_, question, rel), query) in enumerate(zip(items, queries)):
-            retriever.adapter = QueryAdapter(fold_models[best][folds[n]])
-            asked = read_message(question).asked[0]
-            qv = item_vectors[n]
-            iv = qv if asked.question == query else assistant.embed_one(search_texts(asked, [], settings.history_turns)[1])
-            ranked = [p.id for p in retriever.search(query, k=10, query_vector=qv, question_vector=iv)]
+        for n, ((_, _, rel), query) in enumerate(zip(items, data.queries)):
+            retriever.adapter = fold_adapters[data.folds[n]]
+            ranked = [p.id for p in retriever.search(query, k=10, query_vector=data.item_vectors[n], question_vector=index_vectors[n])]
             recall += len(set(rel).intersection(ranked[:RETRIEVAL_K])) / min(len(rel), RETRIEVAL_K)
             mrr += next((1.0 / (r + 1) for r, c in enumerate(ranked) if c in rel), 0.0)
         fused[str(weight)] = {"recall@5": round(recall / len(items), 4), "mrr": round(mrr / len(items), 4)}
@@ -226,15 +222,15 @@ def train(path: Path = ADAPTER_PATH, report_path: Path | None = REPORT_PATH, set
     retriever.adapter = None
     retriever.settings = settings
 
-    adapter = QueryAdapter(fit_without(None, best))
+    adapter = QueryAdapter(data.fit_without(None, best))
     adapter.save(path)
     report = {
         "what": "query adapter W (assistant/query_adapter.py); held-out numbers are dev items out of fold, dense search alone unless said",
         "model": Path(settings.model_path).name,
         "indexed_questions": len(data.question_targets),
         "dev_items": len(items),
-        "chunks": len(chunk_ids),
-        "chunks_sha256": hashlib.sha256("\n".join(chunk_ids).encode()).hexdigest(),
+        "chunks": len(data.chunk_ids),
+        "chunks_sha256": hashlib.sha256("\n".join(data.chunk_ids).encode()).hexdigest(),
         "settings": {"scale": SCALE, "rate": RATE, "steps": STEPS, "folds": FOLDS, "lambda_grid": list(LAMBDA_GRID)},
         "chosen_lambda": best,
         "held_out_dense": cross_validated,
@@ -258,7 +254,8 @@ def main(args, settings) -> int:
     import sys
     import tempfile
 
-    from assistant.query_adapter import load_query_adapter
+    from assistant.query_adapter import AdapterError, load_query_adapter
+    from knee.encoder import get_encoder
     from knee.store import StoreError
 
     def progress(message: str) -> None:
@@ -268,28 +265,21 @@ def main(args, settings) -> int:
         if not args.check:
             train(settings=settings, progress=progress)
             return 0
+        chosen = committed_lambda()
+        if chosen is None or not ADAPTER_PATH.is_file():
+            print(f"no committed adapter and report ({ADAPTER_PATH}, {REPORT_PATH.name}): run `knee adapter train`")
+            return 1
+        dimension = get_encoder(settings.model_path).dimension
+        committed = load_query_adapter(ADAPTER_PATH, dimension)
         with tempfile.TemporaryDirectory() as tmp:
             fresh_path = Path(tmp) / "query_adapter.npz"
-            chosen = committed_lambda()
-            if chosen is None:
-                print(f"no report at {REPORT_PATH}: run `knee adapter train`")
-                return 1
             train(fresh_path, None, settings=settings, progress=progress, lam=chosen)
-            fresh = load_query_adapter(fresh_path, _dimension(fresh_path))
-            if not ADAPTER_PATH.is_file():
-                print(f"no committed adapter at {ADAPTER_PATH}: run `knee adapter train`")
-                return 1
-            committed = load_query_adapter(ADAPTER_PATH, fresh.dimension)
+            fresh = load_query_adapter(fresh_path, dimension)
             gap = float(np.abs(committed.matrix - fresh.matrix).max())
             same = gap <= CHECK_TOLERANCE
             print(f"largest difference between the committed and a fresh adapter: {gap:.2e} "
                   f"({'matches' if same else 'differs'}; tolerance {CHECK_TOLERANCE:g})")
             return 0 if same else 1
-    except StoreError as exc:
+    except (StoreError, AdapterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def _dimension(path: Path) -> int:
-    with np.load(path) as data:
-        return int(data["delta"].shape[0])
