@@ -458,6 +458,10 @@ class Assistant(Runnable[dict, Answer]):
             if query != without_negated(asked.query):
                 # A follow-up: search and rank with the blend of the question and the question with
                 # its earlier turns, so "how many reps of those?" finds reps among the exercises.
+                # A question searched with "(runner's knee)" because its subject is only a pronoun
+                # ("can it start suddenly?") takes this branch too, on purpose: measured on dev with
+                # held-out query adapters (2026-11-27), the blend holds 412 facts of 536 and the
+                # unblended query 408.
                 blend = query_vec + vectors.one(asked.question)
                 query_vec = q_vec = blend / np.linalg.norm(blend)
             timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - t1) * 1000
