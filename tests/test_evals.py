@@ -465,3 +465,20 @@ def test_bench_and_load_ask_distinct_questions():
     for name in ("ordinary", "red"):
         assert len(pools[name]) == len(set(pools[name])) >= 200 and not set(WARM_UP) & set(pools[name])
     assert not set(pools["ordinary"]) & set(pools["red"])
+
+
+def test_the_tuner_takes_a_step_only_when_it_helps_clearly_more_dev_items_than_it_hurts():
+    from evals.tune import clear_gain
+
+    best = [1.0] * 40
+    # 6 items helped, 1 hurt: 5 >= 2 * sqrt(7) = 5.3 fails; 7 helped, 1 hurt: 6 >= 5.66 passes.
+    six_one = [2.0] * 6 + [0.0] + [1.0] * 33
+    seven_one = [2.0] * 7 + [0.0] + [1.0] * 32
+    assert clear_gain(six_one, best) == (False, 6, 1)
+    assert clear_gain(seven_one, best) == (True, 7, 1)
+    # A larger total carried by a few items is not clear; many small gains are.
+    assert clear_gain([9.0, 9.0] + [1.0] * 38, best)[0] is False
+    assert clear_gain([1.5] * 16 + [1.0] * 24, best)[0] is True
+    # Nothing changed, or as much hurt as helped: no step.
+    assert clear_gain(best, best) == (False, 0, 0)
+    assert clear_gain([2.0] * 10 + [0.0] * 10 + [1.0] * 20, best)[0] is False
