@@ -33,11 +33,17 @@ from knee.sparse import tokenize
 _DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
 _CLINICIAN = vocabulary()["clinicians"]
 REFERRAL_SECTION = "When to see a physiotherapist or GP"
-# The question asks when to see someone, or what to do when it does not get better.
-ASKS_REFERRAL = re.compile(
+# The question asks when to see someone, or what to do when it does not get better. Who to see is
+# read in the question as asked only: a story's "my GP said it's patellofemoral pain, what does that
+# mean?" names a clinician without asking for one (five new phrasings in tests/test_assistant.py).
+# Pain that is not improving counts anywhere in the message: the referral answers it.
+ASKS_WHO = re.compile(
     r"\b(?:see (?:a|the|my|an) \w+|go to (?:a|the|my) \w+|get (?:it |this )?(?:checked|looked at|seen)|doctor|physio\w*|gp|clinician"
-    r"|specialist|surgeon|not (?:getting )?better|isn't (?:getting )?better|not improving|isn't improving|no better|getting worse"
-    r"|worse|who (?:can|should|do)|when (?:should|do) i (?:see|go|worry)|should i worry|seek help|professional)\b",
+    r"|specialist|surgeon|who (?:can|should|do)|when (?:should|do) i (?:see|go|worry)|should i worry|seek help|professional)\b",
+    re.I,
+)
+NOT_IMPROVING = re.compile(
+    r"\b(?:not (?:getting )?better|isn't (?:getting )?better|not improving|isn't improving|no better|getting worse|worse)\b",
     re.I,
 )
 # Sentences that send the reader to emergency or same-day care answer only questions about urgency
@@ -255,10 +261,13 @@ class Composer:
 
     def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "",
                      avoid: re.Pattern | None = None, urgent_ok: bool = False,
-                     place_note: tuple[tuple[str, Passage], re.Pattern] | None = None) -> tuple[str, list[Citation]] | None:
+                     place_note: tuple[tuple[str, Passage], re.Pattern] | None = None,
+                     asked: list[str] | None = None) -> tuple[str, list[Citation]] | None:
         """Answers to up to two questions, one paragraph each, citations numbered across them.
         `avoid`: sentences not to answer with; `place_note`: a sentence on where it hurts and the
-        place it names, added as a paragraph of its own when no sentence of the answer names it."""
+        place it names, added as a paragraph of its own when no sentence of the answer names it;
+        `asked`: the questions as the person asked them, without their story (default: the
+        questions of `parts`)."""
         numbers: dict[str, int] = {}
         cited: list[Passage] = []
         paragraphs: list[str] = []
@@ -281,7 +290,9 @@ class Composer:
         if not composed:
             return None
         ref = None
-        asks_referral = any(ASKS_REFERRAL.search(question) for question, *_ in parts)
+        asked = [question for question, *_ in parts] if asked is None else asked
+        asks_referral = (any(ASKS_WHO.search(question) for question in asked)
+                         or any(NOT_IMPROVING.search(question) for question, *_ in parts))
         if asks_referral and not any(_CLINICIAN.search(text) for c in composed for text, _ in c.sentences):
             # Asked when to see someone and no clinician named yet: the referral sentence closes the
             # answer, and the answer makes room for it so it stays within `max_words`.

@@ -483,7 +483,8 @@ class Assistant(Runnable[dict, Answer]):
             # past: triage raised nothing), not only its context (an injury, a child, an age),
             # lets the answer quote when to get urgent care.
             urgent_ok = bool(verdict.named.difference(CONTEXT_CONCEPTS))
-            composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok)
+            composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok,
+                                                  asked=[a.question for a in read.asked])
         except Exception as exc:
             raise StoreError(str(exc)) from exc
         timings["compose"] = (time.perf_counter() - t4) * 1000

@@ -766,3 +766,21 @@ def test_a_long_message_is_embedded_in_one_pass(assistant, monkeypatch):
     assert answer.behavior == "answer"
     assert calls and calls[0] > 3, calls
     assert len(calls) <= 2, calls  # the first pass holds them all; the composer may ask for one more text
+
+
+# Written after answers to "My physio offered me ultrasound therapy. Is there any evidence for it?"
+# ended with "If your knee pain is not getting better ..., see a physiotherapist or GP": a clinician
+# named in the story is not a question about whom to see. Pain that is not improving still is.
+@pytest.mark.parametrize("message, referral", [
+    ("My GP said it's patellofemoral pain. What does that mean exactly?", False),
+    ("The physio gave me glute bridges and clams. How many sets should I do?", False),
+    ("my sports doctor thinks my cadence is too low. does changing it help runner's knee?", False),
+    ("My knee has hurt at the front for two months and it is not getting better. What should I do?", True),
+    ("When should I see a physio about my sore kneecap?", True),
+])
+def test_the_referral_closes_an_answer_only_when_asked_whom_to_see_or_not_improving(assistant, message, referral):
+    text, _ = assistant.composer.referral_sentence()
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", (message, answer.answer)
+    said = text in answer.answer or bool(re.search(r"\bsee (?:a|your) physiotherapist\b", answer.answer))
+    assert said is referral, (message, answer.answer)
