@@ -1,7 +1,7 @@
 """`make load`: many people at once against a real `knee serve`, measured as a user would.
 
     python -m evals.load [--users 10 25 50 100] [--questions 10] [--think S] [--burst 80]
-                         [--client http|gradio_client] [--out FILE]
+                         [--client http|gradio_client] [--servers N] [--out FILE]
 
 Starts `knee serve` on 127.0.0.1 and a free port with the repository's index (KNEE_DB as usual;
 `--url` uses a server already running, loopback only), then for each number of concurrent users:
@@ -10,7 +10,9 @@ app's `chat` endpoint, back to back or `--think` seconds apart, about 1 in 10 a 
 questions are the gold's distinct single-turn questions (dev and test), each asked once per level
 while the pool lasts (about 760 ordinary, 290 red flags), and each level gets a fresh `knee serve`
 (when this started it): the server keeps the embeddings of texts it has seen, so repeats would
-measure its memory rather than the cost of new messages.
+measure its memory rather than the cost of new messages. `--servers N` starts N app processes on
+the one index and sends user i to process i mod N, as a load balancer with sticky sessions would
+(README, "Several app processes"); memory and server CPU are then summed over the processes.
 
 Two clients speak to the app:
 - `http` (default): Gradio's documented HTTP API (POST /gradio_api/call/chat with the user's
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -132,7 +135,7 @@ def _question(pools: dict[str, list[str]], user: int, j: int, questions: int, bu
 # -- client: Gradio's HTTP API, asyncio -------------------------------------------------------
 
 
-async def _http_users(url: str, users: int, count: int, questions: int, think: float, pools, timeout: float,
+async def _http_users(urls: list[str], users: int, count: int, questions: int, think: float, pools, timeout: float,
                       deadline: float, burst: bool) -> tuple[list[Sample], float]:
     import uuid
 
@@ -140,10 +143,14 @@ async def _http_users(url: str, users: int, count: int, questions: int, think: f
 
     samples: list[Sample] = []
     limits = httpx.Limits(max_connections=2 * users + 10, max_keepalive_connections=2 * users + 10)
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(timeout), limits=limits) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        # One client per app process; user i always talks to process i mod N, as a load balancer
+        # with session affinity sends a chat to one process (its earlier turns are read there).
+        https = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(timeout), limits=limits))
+                 for url in urls]
         start = asyncio.Event()
 
-        async def ask(session: str, question: str, sample: Sample, t0: float) -> str:
+        async def ask(http, session: str, question: str, sample: Sample, t0: float) -> str:
             r = await http.post("/gradio_api/call/chat", json={"data": [question], "session_hash": session})
             if r.status_code != 200:
                 raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -178,7 +185,7 @@ async def _http_users(url: str, users: int, count: int, questions: int, think: f
                 s = Sample(user=i, red_flag=red)
                 t0 = time.perf_counter()
                 try:
-                    reply = await asyncio.wait_for(ask(session, question, s, t0), timeout)
+                    reply = await asyncio.wait_for(ask(https[i % len(https)], session, question, s, t0), timeout)
                     s.seconds = time.perf_counter() - t0
                     s.escalated = BANNER in reply
                 except Exception as exc:  # counted, never fatal
@@ -197,12 +204,13 @@ async def _http_users(url: str, users: int, count: int, questions: int, think: f
 # -- client: gradio_client, a thread per user ---------------------------------------------------
 
 
-def _gradio_client_users(url: str, users: int, count: int, questions: int, think: float, pools, timeout: float,
+def _gradio_client_users(urls: list[str], users: int, count: int, questions: int, think: float, pools, timeout: float,
                          deadline: float, burst: bool) -> tuple[list[Sample], float]:
     from gradio_client import Client
 
     with ThreadPoolExecutor(min(16, users)) as pool:
-        clients = list(pool.map(lambda _: Client(url, verbose=False, analytics_enabled=False, download_files=False), range(users)))
+        clients = list(pool.map(lambda i: Client(urls[i % len(urls)], verbose=False, analytics_enabled=False, download_files=False),
+                                range(users)))
     samples: list[Sample] = []
     lock = threading.Lock()
     start_gate = threading.Barrier(users + 1)
@@ -244,27 +252,30 @@ def _gradio_client_users(url: str, users: int, count: int, questions: int, think
     return samples, wall
 
 
-def run_level(url: str, users: int, questions: int, pools: dict[str, list[str]], timeout: float,
-              level_seconds: float, pid: int | None, name: str | None = None, burst: bool = False,
+def run_level(urls: str | list[str], users: int, questions: int, pools: dict[str, list[str]], timeout: float,
+              level_seconds: float, pids: int | list[int] | None, name: str | None = None, burst: bool = False,
               think: float = 0.0, client: str = "http") -> Level:
-    """`users` users asking at once; with `burst`, each sends one red flag at the same instant."""
+    """`users` users asking at once, user i of app process i mod N (`urls`, `pids`: one each; a
+    process's figures are summed); with `burst`, each sends one red flag at the same instant."""
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    pids = [pids] if isinstance(pids, int) else list(pids or [])
     level = Level(name=name or f"{users} users", users=users)
-    level.rss_before_mb = rss_mb(pid) if pid else None
+    level.rss_before_mb = _sum(rss_mb(pid) for pid in pids)
     count = 1 if burst else questions
     cpu0 = os.times()
-    server_cpu0 = _proc_cpu(pid)
+    server_cpu0 = _sum(_proc_cpu(pid) for pid in pids)
     deadline = time.monotonic() + level_seconds
     if client == "gradio_client":
-        samples, level.wall_seconds = _gradio_client_users(url, users, count, questions, think, pools, timeout, deadline, burst)
+        samples, level.wall_seconds = _gradio_client_users(urls, users, count, questions, think, pools, timeout, deadline, burst)
     else:
-        samples, level.wall_seconds = asyncio.run(_http_users(url, users, count, questions, think, pools, timeout, deadline, burst))
+        samples, level.wall_seconds = asyncio.run(_http_users(urls, users, count, questions, think, pools, timeout, deadline, burst))
     cpu1 = os.times()
     level.client_cpu_seconds = round(cpu1.user + cpu1.system - cpu0.user - cpu0.system, 2)
-    server_cpu1 = _proc_cpu(pid)
+    server_cpu1 = _sum(_proc_cpu(pid) for pid in pids)
     if server_cpu0 is not None and server_cpu1 is not None:
         level.server_cpu_seconds = round(server_cpu1 - server_cpu0, 2)
     level.loadavg_after = round(os.getloadavg()[0], 2)
-    level.rss_after_mb = rss_mb(pid) if pid else None
+    level.rss_after_mb = _sum(rss_mb(pid) for pid in pids)
 
     ok = [s.seconds for s in samples if s.seconds is not None]
     level.requests = len(samples)
@@ -281,6 +292,12 @@ def run_level(url: str, users: int, questions: int, pools: dict[str, list[str]],
     first = [s.first for s in samples if s.first is not None and s.seconds is not None]
     level.first_words_p50, level.first_words_p95 = _pct(first, 0.50), _pct(first, 0.95)
     return level
+
+
+def _sum(values) -> float | None:
+    """The sum, or None when there is nothing or any value is unknown."""
+    values = list(values)
+    return None if not values or any(v is None for v in values) else sum(values)
 
 
 def _proc_cpu(pid: int | None) -> float | None:
@@ -323,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client", choices=["http", "gradio_client"], default="http", help="how users talk to the app (default http)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request before it counts as an error")
     p.add_argument("--level-seconds", type=float, default=120.0, help="time bound per level")
-    p.add_argument("--url", help="an already running app (loopback only) instead of starting `knee serve`")
+    p.add_argument("--url", nargs="+", help="apps already running (loopback only) instead of starting `knee serve`")
+    p.add_argument("--servers", type=int, default=1,
+                   help="app processes to start (1-4, default 1), each user talking to one of them (a load balancer's session affinity)")
     p.add_argument("--out", help="JSON report (default runs/load-<time>.json)")
     p.add_argument("--goal-users", type=int, default=50, help="the level the goal is checked at (default 50)")
     p.add_argument("--check", action="store_true", help="exit 1 when the goal is not met")
@@ -351,19 +370,25 @@ def main(argv: list[str] | None = None) -> int:
     questions = max(1, min(50, args.questions))
     burst = max(0, min(200, args.burst))
     pools = _pools()
-    server = None
+    servers: list[ServeProcess] = []
+    n_servers = max(1, min(4, args.servers))
+
+    def start_servers() -> tuple[list[str], list[int]]:
+        servers[:] = [ServeProcess(logs=REPO_ROOT / "runs" / "load-logs").start() for _ in range(n_servers)]
+        return [s.url for s in servers], [s.pid for s in servers]
+
     if args.url:
-        if urlsplit(args.url).hostname not in LOOPBACK:
+        if any(urlsplit(u).hostname not in LOOPBACK for u in args.url):
             print("evals.load: --url must be a loopback address (127.0.0.1, localhost)", file=sys.stderr)
             return 2
-        url, pid = args.url.rstrip("/"), None
+        urls, pids = [u.rstrip("/") for u in args.url], []
     else:
-        print("starting knee serve on 127.0.0.1 ...", flush=True)
-        server = ServeProcess(logs=REPO_ROOT / "runs" / "load-logs").start()
-        url, pid = server.url, server.pid
+        print(f"starting knee serve on 127.0.0.1 ({n_servers} process{'es' if n_servers > 1 else ''}) ...", flush=True)
+        urls, pids = start_servers()
     report: dict = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "url": url,
+        "url": urls[0] if len(urls) == 1 else urls,
+        "app_processes": len(urls),
         "cpus": os.cpu_count(),
         "questions_per_user": questions,
         "think_seconds": args.think,
@@ -376,24 +401,24 @@ def main(argv: list[str] | None = None) -> int:
         warm_up = {"ordinary": WARM_UP, "red": WARM_UP}
         think = max(0.0, min(60.0, args.think))
         for k, n in enumerate(users):
-            if server is not None and k:
-                # A fresh server for each level: nothing a level asked is kept for the next.
-                server.stop()
-                server = ServeProcess(logs=REPO_ROOT / "runs" / "load-logs").start()
-                url, pid = server.url, server.pid
-            # Warm up (first requests pay one-off costs), not measured.
-            run_level(url, 2, 2, warm_up, args.timeout, 30, None, name="warm-up", client=args.client)
+            if servers and k:
+                # Fresh servers for each level: nothing a level asked is kept for the next.
+                for server in servers:
+                    server.stop()
+                urls, pids = start_servers()
+            # Warm up (first requests pay one-off costs), not measured: two users on each process.
+            run_level(urls, 2 * len(urls), 2, warm_up, args.timeout, 30, None, name="warm-up", client=args.client)
             print(f"{n} concurrent users x {questions} questions ({args.client}, think {think:g} s) ...", flush=True)
-            levels.append(run_level(url, n, questions, pools, args.timeout, args.level_seconds, pid,
+            levels.append(run_level(urls, n, questions, pools, args.timeout, args.level_seconds, pids,
                                     think=think, client=args.client))
         if burst:
             print(f"burst: {burst} red flags at the same instant ...", flush=True)
-            levels.append(run_level(url, burst, 1, pools, args.timeout, args.level_seconds, pid,
+            levels.append(run_level(urls, burst, 1, pools, args.timeout, args.level_seconds, pids,
                                     name=f"burst {burst} red flags", burst=True, client=args.client))
     finally:
-        if server is not None:
-            code = server.stop()
-            report["server_stop"] = {"exit_code": code, "seconds": server.stop_seconds}
+        stops = [{"exit_code": server.stop(), "seconds": server.stop_seconds} for server in servers]
+        if stops:
+            report["server_stop"] = stops[0] if len(stops) == 1 else stops
     report["levels"] = [asdict(lv) for lv in levels]
     failures = goal_failures(levels, args.goal_users)
     report["goal"] = {"users": args.goal_users, "p95_max_s": 1.5, "met": not failures, "failures": failures}

@@ -482,3 +482,11 @@ def test_the_tuner_takes_a_step_only_when_it_helps_clearly_more_dev_items_than_i
     # Nothing changed, or as much hurt as helped: no step.
     assert clear_gain(best, best) == (False, 0, 0)
     assert clear_gain([2.0] * 10 + [0.0] * 10 + [1.0] * 20, best)[0] is False
+
+
+def test_the_load_report_sums_app_processes_and_says_unknown_when_one_is_unknown():
+    from evals.load import _sum
+
+    assert _sum([410.5, 420.0]) == 830.5
+    assert _sum([410.5, None]) is None  # a process whose memory could not be read: no total
+    assert _sum([]) is None
