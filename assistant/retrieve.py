@@ -293,8 +293,20 @@ class HybridRetriever(BaseRetriever):
         mask = index.sparse.mask(audience, topic)
         sparse_ids = [cid for cid, _ in index.sparse.top(tokenize(expand_query(query)), s.bm25_k, mask)]
         t2 = time.perf_counter()
-        qv = vector if question_vector is None else question_vector
-        hits = [h for h in index.question_hits(qv, s.question_k) if index.allowed(h.chunk_id, audience, topic)]
+        qv = vector if question_vector is None else np.asarray(question_vector)
+        if qv.ndim == 1:
+            hits = index.question_hits(qv, s.question_k)
+        else:
+            # Several readings of one question (assistant/pipeline.py, `what_to_do_text`): each
+            # indexed question counts with its best similarity to any of them.
+            best: dict[tuple[str, str], QuestionHit] = {}
+            for row in qv:
+                for h in index.question_hits(row, s.question_k):
+                    key = (h.chunk_id, h.question)
+                    if key not in best or h.similarity > best[key].similarity:
+                        best[key] = h
+            hits = sorted(best.values(), key=lambda h: -h.similarity)[: s.question_k]
+        hits = [h for h in hits if index.allowed(h.chunk_id, audience, topic)]
         t3 = time.perf_counter()
         if timings is not None:
             timings["dense"] = (t1 - t0) * 1000
@@ -313,7 +325,9 @@ class HybridRetriever(BaseRetriever):
         question_vector: np.ndarray | None = None,
     ) -> list[Passage]:
         """The k best passages. `query_vector`: the query's embedding (computed when None);
-        `question_vector`: the bare question's, for the question index (default: the query's)."""
+        `question_vector`: the bare question's, for the question index (default: the query's), or
+        several (rows: the first is the message's own reading), each indexed question then
+        matched by its best."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         k = k or s.passages_k
@@ -333,9 +347,14 @@ class HybridRetriever(BaseRetriever):
             for rank, pid in enumerate(ranked):
                 fused[pid] = fused.get(pid, 0.0) + weight / (s.rrf_c + rank + 1)
         order = sorted(fused, key=lambda pid: (-fused[pid], pid))
-        # A question close to one the knowledge base lists as answered brings that section first.
-        if hits and hits[0].similarity >= s.question_match:
-            top = hits[0].chunk_id
+        # A question close to one the knowledge base lists as answered brings that section first:
+        # for the message's own reading only (the first row), so a second, general reading ("what
+        # can I do? (runner's knee)") never pushes aside the section its story is about.
+        leading = hits
+        if question_vector is not None and np.ndim(question_vector) == 2:
+            leading = [h for h in index.question_hits(np.asarray(question_vector)[0], 1) if index.allowed(h.chunk_id, audience, topic)]
+        if leading and leading[0].similarity >= s.question_match:
+            top = leading[0].chunk_id
             order = [top] + [o for o in order if o != top]
         # Fusion favours passages several lists found; a passage only one list ranks first (often
         # the one section named by a rare word of the question, e.g. "arthritis") would drop out of

@@ -784,3 +784,22 @@ def test_the_referral_closes_an_answer_only_when_asked_whom_to_see_or_not_improv
     assert answer.behavior == "answer", (message, answer.answer)
     said = text in answer.answer or bool(re.search(r"\bsee (?:a|your) physiotherapist\b", answer.answer))
     assert said is referral, (message, answer.answer)
+
+
+# Written after a real question, a typical runner's-knee story ending "What can I do?", was
+# answered with conditions a clinician may consider: a question asking what to do after a story is
+# also matched against the question index as one about managing runner's knee. A story about
+# something else keeps its own answer (the Osgood-Schlatter lump below).
+@pytest.mark.parametrize("message, section", [
+    ("For a month my knee has ached at the front when I jog, and going down stairs is the worst. A friend says "
+     "it's my cartilage. I've rested a week but it's still sore. What can I do?", "What can I do about runner's knee myself?"),
+    ("Been getting pain around my kneecap on my long runs and when I sit at my desk for ages. My physio is booked "
+     "up for weeks. What should I do in the meantime?", "What can I do about runner's knee myself?"),
+    ("The front of my knee aches going down stairs and after sitting in meetings. I've cut my running in half but "
+     "it's still there. What should I be doing?", "What can I do about runner's knee myself?"),
+    ("My 14 year old has a painful bony lump below his kneecap after football. what can we do?", "Osgood"),
+])
+def test_a_story_asking_what_to_do_gets_the_self_management_answer_unless_it_is_about_something_else(assistant, message, section):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert section in answer.citations[0].section or section in answer.answer, (message, [c.section for c in answer.citations], answer.answer)
