@@ -256,20 +256,25 @@ def search_texts(asked, earlier: list[str], turns: int, follow_up: bool = False)
     return query, index_text
 
 
+# What a question asking what to do about it means, read as a question about runner's knee.
+WHAT_TO_DO_READING = "what can I do about my runner's knee?"
+
+
 def what_to_do_text(asked) -> str | None:
     """A second reading for the question index, for a question asking what to do about it after a
     story ("... the GP said it's wear and tear and to take ibuprofen. What can I do?",
-    assistant/vocabulary.yaml `asks_what_to_do`): the question as one about runner's knee, so the
-    index's "what can I do about runner's knee myself?" is in reach. The story's own reading
-    (`search_texts`) stays first: each indexed question counts by the better of the two, and only
-    the story's reading can bring a section first, so "a bony lump below his kneecap ... what can
-    we do?" is still answered from Osgood-Schlatter. None for any other question. Measured on dev
-    with held-out query adapters: 413 facts held of 536 (412 without); with the general reading
-    alone (the story's left out of the index match) 416, but the Osgood-Schlatter story was then
-    answered with runner's knee self-management. Eleven answers of 684 change (runs/s12-g)."""
+    assistant/vocabulary.yaml `asks_what_to_do`): WHAT_TO_DO_READING, so the index's questions on
+    managing runner's knee are in reach. The story's own reading (`search_texts`) stays first: each
+    indexed question counts by the better of the two, and only the story's reading can bring a
+    section first, so "a bony lump below his kneecap ... what can we do?" is still answered from
+    Osgood-Schlatter. None for any other question. Measured on dev with held-out query adapters:
+    413 facts held of 536 (412 without). Tried: the asked question with "(runner's knee)" as the
+    second reading (413; "Now what?" then matched "what is runner's knee?"), and it alone, the
+    story left out of the index match (416, but the Osgood-Schlatter story was then answered with
+    runner's knee self-management)."""
     if asked.query == asked.question or not _ASKS_WHAT_TO_DO.search(asked.question):
         return None
-    return f"{asked.question} (runner's knee)"
+    return WHAT_TO_DO_READING
 
 
 def resolve_follow_up(question: str, earlier: list[str], turns: int, force: bool = False) -> str:
