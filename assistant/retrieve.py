@@ -349,7 +349,7 @@ class HybridRetriever(BaseRetriever):
         order = sorted(fused, key=lambda pid: (-fused[pid], pid))
         # A question close to one the knowledge base lists as answered brings that section first:
         # for the message's own reading only (the first row), so a second, general reading ("what
-        # can I do? (runner's knee)") never pushes aside the section its story is about.
+        # can I do about my runner's knee?") never pushes aside the section its story is about.
         leading = hits
         if question_vector is not None and np.ndim(question_vector) == 2:
             leading = [h for h in index.question_hits(np.asarray(question_vector)[0], 1) if index.allowed(h.chunk_id, audience, topic)]

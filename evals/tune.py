@@ -6,9 +6,8 @@ answer window, the relevance floors ...) are chosen here, once, on the `dev` spl
 value that maximises the objective with the others held, for `PASSES` passes. Coarse grids and few
 passes keep it from fitting the items, and a step is taken only when it helps clearly more dev items
 than it hurts (`clear_gain`, a sign test): a change carried by a handful of items is noise. The
-objective counts what a user gets right on dev, all
-weighted alike: every fact that holds (and is grounded) on the answer items, and every answer or
-refusal item that gets its behaviour.
+objective counts what a user gets right on dev, all weighted alike: every fact that holds (and is
+grounded) on the answer items, and every answer or refusal item that gets its behaviour.
 
 The query adapter (assistant/query_adapter.py) is fitted on dev too: every dev item it was fitted
 on is answered here with an adapter fitted without that item's fold, so the constants are not
