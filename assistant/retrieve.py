@@ -279,8 +279,11 @@ class HybridRetriever(BaseRetriever):
 
     def ranked_lists(self, query: str, vector: np.ndarray, audience: str | None = None, topic: str | None = None,
                      timings: dict | None = None, question_vector: np.ndarray | None = None,
-                     ) -> tuple[list[str], list[str], list[QuestionHit], dict[str, float]]:
-        """(dense ids, sparse ids, question hits, dense cosine by id), each best first."""
+                     ) -> tuple[list[str], list[str], list[QuestionHit], dict[str, float], QuestionHit | None]:
+        """(dense ids, sparse ids, question hits, dense cosine by id, the leading question hit),
+        each list best first. `question_vector`: one vector, or several readings of the question
+        (rows, the message's own first); the leading hit is the nearest indexed question to the
+        message's own reading, the one that may bring its section first (`search`)."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         t0 = time.perf_counter()
@@ -293,26 +296,26 @@ class HybridRetriever(BaseRetriever):
         mask = index.sparse.mask(audience, topic)
         sparse_ids = [cid for cid, _ in index.sparse.top(tokenize(expand_query(query)), s.bm25_k, mask)]
         t2 = time.perf_counter()
-        qv = vector if question_vector is None else np.asarray(question_vector)
-        if qv.ndim == 1:
-            hits = index.question_hits(qv, s.question_k)
-        else:
+        rows = np.atleast_2d(vector if question_vector is None else np.asarray(question_vector))
+        readings = [[h for h in index.question_hits(row, s.question_k) if index.allowed(h.chunk_id, audience, topic)]
+                    for row in rows]
+        hits = readings[0]
+        if len(readings) > 1:
             # Several readings of one question (assistant/pipeline.py, `what_to_do_text`): each
             # indexed question counts with its best similarity to any of them.
             best: dict[tuple[str, str], QuestionHit] = {}
-            for row in qv:
-                for h in index.question_hits(row, s.question_k):
-                    key = (h.chunk_id, h.question)
-                    if key not in best or h.similarity > best[key].similarity:
-                        best[key] = h
+            for h in (h for reading in readings for h in reading):
+                key = (h.chunk_id, h.question)
+                if key not in best or h.similarity > best[key].similarity:
+                    best[key] = h
             hits = sorted(best.values(), key=lambda h: -h.similarity)[: s.question_k]
-        hits = [h for h in hits if index.allowed(h.chunk_id, audience, topic)]
+        leading = readings[0][0] if readings[0] else None
         t3 = time.perf_counter()
         if timings is not None:
             timings["dense"] = (t1 - t0) * 1000
             timings["bm25"] = (t2 - t1) * 1000
             timings["questions"] = (t3 - t2) * 1000
-        return dense_ids, sparse_ids, hits, cosine
+        return dense_ids, sparse_ids, hits, cosine, leading
 
     def search(
         self,
@@ -335,7 +338,7 @@ class HybridRetriever(BaseRetriever):
         if query_vector is None:
             query_vector = self.embed_query(query)
         t1 = time.perf_counter()
-        dense_ids, sparse_ids, hits, cosine = self.ranked_lists(query, query_vector, audience, topic, timings, question_vector)
+        dense_ids, sparse_ids, hits, cosine, leading = self.ranked_lists(query, query_vector, audience, topic, timings, question_vector)
         t2 = time.perf_counter()
         question_ids = list(dict.fromkeys(h.chunk_id for h in hits))
         best_question = {}
@@ -348,13 +351,10 @@ class HybridRetriever(BaseRetriever):
                 fused[pid] = fused.get(pid, 0.0) + weight / (s.rrf_c + rank + 1)
         order = sorted(fused, key=lambda pid: (-fused[pid], pid))
         # A question close to one the knowledge base lists as answered brings that section first:
-        # for the message's own reading only (the first row), so a second, general reading ("what
-        # can I do about my runner's knee?") never pushes aside the section its story is about.
-        leading = hits
-        if question_vector is not None and np.ndim(question_vector) == 2:
-            leading = [h for h in index.question_hits(np.asarray(question_vector)[0], 1) if index.allowed(h.chunk_id, audience, topic)]
-        if leading and leading[0].similarity >= s.question_match:
-            top = leading[0].chunk_id
+        # for the message's own reading only, so a second, general reading ("what can I do about
+        # my runner's knee?") never pushes aside the section its story is about.
+        if leading is not None and leading.similarity >= s.question_match:
+            top = leading.chunk_id
             order = [top] + [o for o in order if o != top]
         # Fusion favours passages several lists found; a passage only one list ranks first (often
         # the one section named by a rare word of the question, e.g. "arthritis") would drop out of

@@ -63,11 +63,11 @@ def test_the_dense_search_uses_the_adapter(assistant):
     retriever = assistant.retriever
     try:
         retriever.adapter = QueryAdapter(np.eye(assistant.encoder.dimension, dtype=np.float32))
-        _, _, _, plain = retriever.ranked_lists("will it go away on its own?", vector)
+        _, _, _, plain, _ = retriever.ranked_lists("will it go away on its own?", vector)
         retriever.adapter = None
-        _, _, _, none = retriever.ranked_lists("will it go away on its own?", vector)
+        _, _, _, none, _ = retriever.ranked_lists("will it go away on its own?", vector)
         retriever.adapter = committed
-        _, _, _, adapted = retriever.ranked_lists("will it go away on its own?", vector)
+        _, _, _, adapted, _ = retriever.ranked_lists("will it go away on its own?", vector)
     finally:
         retriever.adapter = committed
     assert plain.keys() == none.keys() and all(abs(plain[k] - none[k]) < 1e-5 for k in plain)
