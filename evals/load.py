@@ -252,13 +252,12 @@ def _gradio_client_users(urls: list[str], users: int, count: int, questions: int
     return samples, wall
 
 
-def run_level(urls: str | list[str], users: int, questions: int, pools: dict[str, list[str]], timeout: float,
-              level_seconds: float, pids: int | list[int] | None, name: str | None = None, burst: bool = False,
+def run_level(urls: list[str], users: int, questions: int, pools: dict[str, list[str]], timeout: float,
+              level_seconds: float, pids: list[int] | None, name: str | None = None, burst: bool = False,
               think: float = 0.0, client: str = "http") -> Level:
     """`users` users asking at once, user i of app process i mod N (`urls`, `pids`: one each; a
     process's figures are summed); with `burst`, each sends one red flag at the same instant."""
-    urls = [urls] if isinstance(urls, str) else list(urls)
-    pids = [pids] if isinstance(pids, int) else list(pids or [])
+    pids = pids or []
     level = Level(name=name or f"{users} users", users=users)
     level.rss_before_mb = _sum(rss_mb(pid) for pid in pids)
     count = 1 if burst else questions
