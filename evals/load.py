@@ -349,7 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def goal_failures(levels: list[Level], goal_users: int) -> list[str]:
+    """Why the goal is not met (none: met). A run without the goal's level has not shown it."""
     out = []
+    if not any(lv.name == f"{goal_users} users" for lv in levels):
+        out.append(f"the {goal_users}-user level was not run")
     for lv in levels:
         if lv.name == f"{goal_users} users":
             if lv.errors:

@@ -490,3 +490,15 @@ def test_the_load_report_sums_app_processes_and_says_unknown_when_one_is_unknown
     assert _sum([410.5, 420.0]) == 830.5
     assert _sum([410.5, None]) is None  # a process whose memory could not be read: no total
     assert _sum([]) is None
+
+
+def test_the_load_goal_is_not_met_by_a_run_that_skipped_its_level():
+    """`make load --users 10` must not print "goal met": the 50-user level was never measured."""
+    from evals.load import Level, goal_failures
+
+    quick = Level("10 users", 10, requests=100, p95=0.2, red_flags=10, red_flags_escalated=10)
+    assert goal_failures([quick], 50) == ["the 50-user level was not run"]
+    fifty = Level("50 users", 50, requests=500, p95=1.2, red_flags=50, red_flags_escalated=50)
+    assert goal_failures([quick, fifty], 50) == []
+    slow = Level("50 users", 50, requests=500, p95=2.0, red_flags=50, red_flags_escalated=49)
+    assert len(goal_failures([slow], 50)) == 2  # p95 and the missed red flag
