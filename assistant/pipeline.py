@@ -28,7 +28,7 @@ from assistant.query_adapter import AdapterError, load_query_adapter
 from knee.config import ConfigError, Settings
 from knee.encoder import get_encoder
 from knee.lru import LRU
-from knee.models import Answer, Citation
+from knee.models import Answer, Citation, Passage
 from knee.store import StoreError, open_store
 
 EMPTY_TEXT = "Please type a question about runner's knee, for example: \"Which exercises help runner's knee?\""
@@ -475,34 +475,10 @@ class Assistant(Runnable[dict, Answer]):
         when nothing is relevant enough; `places`: `_places` of the message. Raises StoreError when
         the store cannot be read."""
         parts = []
-        t1 = time.perf_counter()
         for asked, (query, index_text) in zip(read.asked, searches):
-            q_vec = vectors.one(index_text)
-            query_vec = vectors.one(query)
-            if query != without_negated(asked.query):
-                # A follow-up: search and rank with the blend of the question and the question with
-                # its earlier turns, so "how many reps of those?" finds reps among the exercises.
-                # A question searched with "(runner's knee)" because its subject is only a pronoun
-                # ("can it start suddenly?") takes this branch too, on purpose: measured on dev with
-                # held-out query adapters (2026-11-27), the blend holds 412 facts of 536 and the
-                # unblended query 408.
-                blend = query_vec + vectors.one(asked.question)
-                query_vec = q_vec = blend / np.linalg.norm(blend)
-            also = what_to_do_text(asked)
-            if also is not None:
-                q_vec = np.stack([q_vec, vectors.one(also)])
-            timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - t1) * 1000
-            t2 = time.perf_counter()
-            try:
-                passages = self.retriever.search(query, query_vector=query_vec, question_vector=q_vec, timings=timings)
-            except StoreError:
-                raise
-            except Exception as exc:
-                raise StoreError(str(exc)) from exc
-            timings["retrieve"] = timings.get("retrieve", 0.0) + (time.perf_counter() - t2) * 1000
+            query_vec, passages = self._search_asked(asked, query, index_text, vectors, timings)
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
-            t1 = time.perf_counter()
         avoid, place_note = places
         t4 = time.perf_counter()
         try:
@@ -516,6 +492,52 @@ class Assistant(Runnable[dict, Answer]):
             raise StoreError(str(exc)) from exc
         timings["compose"] = (time.perf_counter() - t4) * 1000
         return composed
+
+    def _search_asked(self, asked, query: str, index_text: str, vectors: VectorCache, timings: dict[str, float],
+                      k: int | None = None):
+        """One question's search, as answering does it: (the vector it is ranked with, the
+        passages best first). `query`, `index_text`: `search_texts` of the question. Raises
+        StoreError when the store cannot be read."""
+        t1 = time.perf_counter()
+        q_vec = vectors.one(index_text)
+        query_vec = vectors.one(query)
+        if query != without_negated(asked.query):
+            # A follow-up: search and rank with the blend of the question and the question with
+            # its earlier turns, so "how many reps of those?" finds reps among the exercises.
+            # A question searched with "(runner's knee)" because its subject is only a pronoun
+            # ("can it start suddenly?") takes this branch too, on purpose: measured on dev with
+            # held-out query adapters (2026-11-27), the blend holds 412 facts of 536 and the
+            # unblended query 408.
+            blend = query_vec + vectors.one(asked.question)
+            query_vec = q_vec = blend / np.linalg.norm(blend)
+        also = what_to_do_text(asked)
+        if also is not None:
+            q_vec = np.stack([q_vec, vectors.one(also)])
+        timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        try:
+            passages = self.retriever.search(query, k=k, query_vector=query_vec, question_vector=q_vec, timings=timings)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
+        timings["retrieve"] = timings.get("retrieve", 0.0) + (time.perf_counter() - t2) * 1000
+        return query_vec, passages
+
+    def retrieve(self, question: str, history: Any = None, k: int | None = None) -> list[list[Passage]]:
+        """The passages answering would compose from, one list per question it answers (up to
+        two), best first: what `knee eval` scores as our retrieval, so the score is the pipeline's
+        own search (the same readings, follow-up blend and what-to-do reading). Not the second
+        reading with the earlier turns that answering tries before abstaining in a chat."""
+        text, problem = clean_message(question)
+        if problem:
+            return []
+        s = self.settings
+        earlier = user_turns(history, s.history_max_turns, s.max_question_chars)
+        read = read_message(text[: s.max_question_chars])
+        vectors = VectorCache(self._embed, self._shared_vectors)
+        return [self._search_asked(asked, *search_texts(asked, earlier, s.history_turns), vectors, {}, k=k)[1]
+                for asked in read.asked]
 
     def _places(self, text: str, vectors: VectorCache, timings: dict[str, float]):
         """Where the message says it hurts (assistant/vocabulary.yaml, `places:`): the sentences not

@@ -40,28 +40,31 @@ class RetrievalSystem:
     k: int  # the number of passages the system is designed to return
     chunks: dict[str, str]  # every chunk of the system: id -> text
     search: Callable[[str, int], list[str]]  # (query, k) -> chunk ids, best first
+    # (question, history, k) -> chunk ids: a system that reads the chat itself, as answering does;
+    # without it the system is given `retrieval_query`, the question with what a follow-up leans on.
+    search_turns: Callable[[str, list[dict], int], list[str]] | None = None
 
 
 # --------------------------------------------------------------------------- ours and BM25 only
 
 
 def hybrid_system(assistant, k: int = 5) -> RetrievalSystem:
-    from assistant.message import read_message
-
-    def search(query: str, n: int) -> list[str]:
-        # Each question the assistant answers (up to two a message) is searched, as the assistant
-        # searches them; two lists are interleaved (first of each, then second of each ...), so a
-        # message's evidence for its second question counts as the assistant sees it. Until
-        # session 11 only the first question was searched.
-        lists = []
-        for asked in read_message(query).asked:
-            # The question is the query unless a follow-up added earlier words: embed it once then
-            # (as the pipeline does), which halves the gate's retrieval time.
-            query_vector = assistant.embed_one(asked.query)
-            question_vector = query_vector if asked.question == asked.query else assistant.embed_one(asked.question)
-            lists.append([p.id for p in assistant.retriever.search(asked.query, k=n, query_vector=query_vector, question_vector=question_vector)])
+    def search_turns(question: str, history: list[dict], n: int) -> list[str]:
+        # The assistant's own search (`Assistant.retrieve`): the message read as answering reads
+        # it, each question it answers (up to two) searched with the same readings, follow-up
+        # blend and what-to-do reading, so the score is of what answering composes from. Two
+        # lists are interleaved (first of each, then second of each ...), so a message's evidence
+        # for its second question counts as the assistant sees it. Until session 13 this
+        # re-created the search from the question text alone, without the follow-up blend or the
+        # what-to-do reading.
+        lists = [[p.id for p in passages] for passages in assistant.retrieve(question, history, k=n)]
+        if not lists:
+            return []
         merged = [pid for rank in zip(*lists) for pid in rank] if len(lists) > 1 else lists[0]
         return list(dict.fromkeys(merged))[:n]
+
+    def search(query: str, n: int) -> list[str]:
+        return search_turns(query, [], n)
 
     return RetrievalSystem(
         key="ours",
@@ -69,6 +72,7 @@ def hybrid_system(assistant, k: int = 5) -> RetrievalSystem:
         k=k,
         chunks={p.id: p.text for p in assistant.index.all_passages()},
         search=search,
+        search_turns=search_turns,
     )
 
 

@@ -338,7 +338,10 @@ def evaluate_retrieval(items: list[GoldItem], settings: Settings, with_baselines
         for system in systems:
             normalised = normalise_chunks(system.chunks)
             relevant = {i.id: relevant_in_normalised(i.evidence, normalised) for i in judged}
-            ranked = {q: system.search(text, system.k) for q, text in queries.items()}
+            if system.search_turns is not None:
+                ranked = {i.id: system.search_turns(i.question, list(i.history), system.k) for i in judged}
+            else:
+                ranked = {q: system.search(text, system.k) for q, text in queries.items()}
             result.relevant[system.key], result.ranked[system.key] = relevant, ranked
             result.names[system.key] = {pid: _label(system, assistant, pid) for ids in ranked.values() for pid in ids}
             missing = sorted(q for q, ids in relevant.items() if not ids)

@@ -114,6 +114,23 @@ def test_a_self_contained_question_gets_the_same_answer_whatever_came_before(ass
     assert [(c.title, c.section) for c in after.citations] == [(c.title, c.section) for c in alone.citations]
 
 
+@pytest.mark.parametrize("question,earlier", [
+    ("is there evidence for that?", ["Should I wear a knee brace for runner's knee?"]),  # a follow-up: the blend
+    ("Pain below my kneecap going downhill for six weeks, worse on stairs. What can I do?", []),  # the what-to-do reading
+    ("Should I get an MRI? And how long until I can race again?", []),  # two questions
+])
+def test_the_evaluated_retrieval_is_what_the_answer_is_composed_from(assistant, question, earlier):
+    """`knee eval` scores `Assistant.retrieve` as our retrieval: every passage the answer cites is
+    among the passages it returns for the same message and chat (until session 13 the evaluation
+    re-created the search, without the follow-up blend or the what-to-do reading)."""
+    history = [{"role": "user", "content": t} for t in earlier]
+    answer = assistant.invoke({"question": question, "history": history})
+    assert answer.behavior == "answer", answer.answer
+    retrieved = {(p.title, p.section_label) for passages in assistant.retrieve(question, history) for p in passages}
+    cited = {(c.title, c.section) for c in answer.citations}
+    assert cited and cited <= retrieved, (cited - retrieved, retrieved)
+
+
 def test_a_follow_up_on_exercises_gets_the_dose(assistant):
     history = [{"role": "user", "content": "Which exercises help runner's knee?"}]
     follow = assistant.invoke({"question": "how often should I do those?", "history": history})
