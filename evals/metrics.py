@@ -65,16 +65,44 @@ def cited_texts(record: dict) -> list[str]:
     return [c.get("text", "") for c in record.get("citations") or [] if c.get("n") in used]
 
 
+def fact_pattern(alternative: str) -> re.Pattern | None:
+    """How a gold alternative is found in a normalised text: from the start of a word (so "hip"
+    is not found in "relationship"), each of its words also in a regular inflection ("cut back"
+    in "cutting back", "hip and knee" in "hips and knees"). Until session 13 an alternative was a
+    bare substring: on runs/s13-a that missed 2 of 1,142 facts an answer stated in another form
+    and found none inside another word. An alternative with no end boundary stays a prefix
+    ("reduc" finds "reduce" and "reducing"), as the gold writes stems that way."""
+    words = normalise(alternative).split(" ")
+    if not any(words):
+        return None
+    parts = []
+    for w in words:
+        e = re.escape(w)
+        if not re.fullmatch(r"[a-z]+", w):
+            parts.append(e)
+            continue
+        forms = [e + r"(?:s|es|ed|ing)?"]
+        if w.endswith("e"):
+            forms.append(re.escape(w[:-1]) + r"(?:ed|ing)")  # "reduce" -> "reducing"
+        if w.endswith("y"):
+            forms.append(re.escape(w[:-1]) + r"(?:ies|ied)")  # "try" -> "tried"
+        if re.search(r"[^aeiou][aeiou][bdgklmnprt]$", w):
+            forms.append(e + re.escape(w[-1]) + r"(?:ed|ing)")  # "cut" -> "cutting"
+        parts.append("(?:" + "|".join(forms) + ")")
+    return re.compile(r"(?<![a-z0-9])" + " ".join(parts))
+
+
 def check_facts(facts: list[list[str]], record: dict) -> list[FactResult]:
-    """Each fact holds when one of its alternatives is in the answer; it is grounded when an
-    alternative that is in the answer is also in one of the cited passages."""
+    """Each fact holds when one of its alternatives is in the answer (`fact_pattern`); it is
+    grounded when an alternative that is in the answer is also in one of the cited passages."""
     answer = normalise(record.get("answer", ""))
     passages = [normalise(t) for t in cited_texts(record)]
     results = []
     for alternatives in facts:
-        in_answer = [a for a in alternatives if normalise(a) and normalise(a) in answer]
-        grounded = [a for a in in_answer if any(normalise(a) in p for p in passages)]
-        matched = (grounded or in_answer or [None])[0]
+        patterns = [(a, fact_pattern(a)) for a in alternatives]
+        in_answer = [(a, pat) for a, pat in patterns if pat is not None and pat.search(answer)]
+        grounded = [a for a, pat in in_answer if any(pat.search(p) for p in passages)]
+        matched = (grounded or [a for a, _ in in_answer] or [None])[0]
         results.append(FactResult(list(alternatives), matched, bool(grounded)))
     return results
 

@@ -69,6 +69,20 @@ def test_a_fact_holds_in_any_phrasing_and_is_grounded_only_in_a_cited_passage():
     assert facts[2].matched is None and not facts[2].grounded
 
 
+@pytest.mark.parametrize("answer,alternative,held", [
+    ("Cutting back running volume is often needed. [1]", "cut back", True),
+    ("Strengthening the hips and knees together works better. [1]", "hip and knee", True),
+    ("She tried taping before a race. [1]", "try", True),
+    ("Reducing the load helps. [1]", "reduce", True),
+    ("Reducing the load helps. [1]", "reduc", True),  # a stem the gold writes: still a prefix
+    ("A good relationship with your physio helps. [1]", "hip", False),  # not inside another word
+    ("Cutlery is not a treatment. [1]", "cut back", False),
+])
+def test_a_fact_is_found_from_a_word_start_in_any_regular_inflection(answer, alternative, held):
+    (fact,) = check_facts([[alternative]], answer_record(answer))
+    assert fact.held is held
+
+
 def test_a_fact_in_an_uncited_passage_is_not_grounded():
     # [2] is listed but the answer never refers to it: it grounds nothing.
     record = answer_record("Hip and knee work is best. [1]")
