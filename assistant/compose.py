@@ -262,12 +262,14 @@ class Composer:
     def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "",
                      avoid: re.Pattern | None = None, urgent_ok: bool = False,
                      place_note: tuple[tuple[str, Passage], re.Pattern] | None = None,
-                     asked: list[str] | None = None) -> tuple[str, list[Citation]] | None:
+                     asked: list[str] | None = None,
+                     story_notes: list[tuple[tuple[str, Passage], re.Pattern]] = ()) -> tuple[str, list[Citation]] | None:
         """Answers to up to two questions, one paragraph each, citations numbered across them.
         `avoid`: sentences not to answer with; `place_note`: a sentence on where it hurts and the
         place it names, added as a paragraph of its own when no sentence of the answer names it;
         `asked`: the questions as the person asked them, without their story (default: the
-        questions of `parts`)."""
+        questions of `parts`); `story_notes`: sentences on what the story tells (a training load
+        raised), each added as the place note is, when no sentence of the answer names it."""
         numbers: dict[str, int] = {}
         cited: list[Passage] = []
         paragraphs: list[str] = []
@@ -311,9 +313,8 @@ class Composer:
                 paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in fresh))
         if ref:
             paragraphs[-1] += f" {ref[0]} [{cite(ref[1])}]"
-        if place_note is not None:
-            (text, p), names = place_note
-            if not any(names.search(t) for c in composed for t, _ in c.sentences) and " ".join(text.split()).lower() not in shown:
+        for (text, p), names in [place_note, *story_notes] if place_note is not None else story_notes:
+            if not any(names.search(t) for c in composed for t, _ in c.sentences) and not any(_says_again(_words(text), w) for w in shown):
                 paragraphs.append(f"{text} [{cite(p)}]")
         if note:
             paragraphs.append(note)

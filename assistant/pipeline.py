@@ -448,6 +448,7 @@ class Assistant(Runnable[dict, Answer]):
         try:
             try:
                 places = self._places(text, vectors, timings)
+                places = (*places, self._story_notes(text, vectors, timings))
             except Exception as exc:  # the store went away
                 raise StoreError(str(exc)) from exc
             composed = self._compose(text, read, searches, vectors, verdict, places, timings)
@@ -479,7 +480,7 @@ class Assistant(Runnable[dict, Answer]):
             query_vec, passages = self._search_asked(asked, query, index_text, vectors, timings)
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
-        avoid, place_note = places
+        avoid, place_note, story_notes = places
         t4 = time.perf_counter()
         try:
             # A sign of the red-flag table in the message (said hypothetically, generally or of the
@@ -487,7 +488,7 @@ class Assistant(Runnable[dict, Answer]):
             # lets the answer quote when to get urgent care.
             urgent_ok = bool(verdict.named.difference(CONTEXT_CONCEPTS))
             composed = self.composer.compose_many(parts, avoid=avoid, place_note=place_note, urgent_ok=urgent_ok,
-                                                  asked=[a.question for a in read.asked])
+                                                  asked=[a.question for a in read.asked], story_notes=story_notes)
         except Exception as exc:
             raise StoreError(str(exc)) from exc
         timings["compose"] = (time.perf_counter() - t4) * 1000
@@ -563,6 +564,25 @@ class Assistant(Runnable[dict, Answer]):
             self._place_notes[key] = (found, names) if found else None
             timings["place"] = (time.perf_counter() - t) * 1000
         return avoid, self._place_notes[key]
+
+    def _story_notes(self, text: str, vectors: VectorCache, timings: dict[str, float]):
+        """What the story tells that the knowledge base has a sentence on (assistant/vocabulary.yaml,
+        `story_notes:`): [(the sentence and its passage, what names it), ...]."""
+        out = []
+        for note in _VOCABULARY.story_notes_in(text):
+            # Found once per note, as the place notes: the knowledge base does not change while the
+            # process runs.
+            key = ("story", note.name)
+            if key not in self._place_notes:
+                t = time.perf_counter()
+                q = vectors.one(note.search)
+                passages = self.retriever.search(note.search, query_vector=q, question_vector=q, timings={})
+                found = self.composer.place_sentence(q, passages, note.names)
+                self._place_notes[key] = (found, note.names) if found else None
+                timings["story_note"] = (time.perf_counter() - t) * 1000
+            if self._place_notes[key] is not None:
+                out.append(self._place_notes[key])
+        return out
 
     def _kind_reply(self, read, vectors, timings) -> tuple[str, list[Citation]]:
         """Another body part or condition: what the knowledge base covers, who can help, and any

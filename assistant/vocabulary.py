@@ -87,8 +87,19 @@ class Place:
     search: str | None  # what finds the note sentence
 
 
+@dataclass(frozen=True)
+class StoryNote:
+    """Something a story tells that the knowledge base has a sentence on, though the question may
+    not ask it (`story_notes:` in the vocabulary file): a training load raised before the pain."""
+
+    name: str
+    pattern: re.Pattern[str]  # what the story says
+    search: str  # what finds the note sentence
+    names: re.Pattern[str]  # a note sentence holds one of these (and an answer that does needs none)
+
+
 # A place said with a denial just before it ("it's not inwards") is not where it hurts.
-_DENIED_BEFORE = re.compile(r"\b(?:not|no|never|isn't|aren't|wasn't|doesn't|don't)\W+(?:\w+\W+)?$", re.I)
+_DENIED_BEFORE = re.compile(r"\b(?:not|no|never|isn't|aren't|wasn't|doesn't|don't|didn't|haven't|hasn't|hadn't)\W+(?:\w+\W+)?$", re.I)
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,13 @@ class Vocabulary:
     word_sets: dict[str, frozenset[str]]
     abbreviations: tuple[Abbreviation, ...] = ()
     places: tuple[Place, ...] = ()
+    story_notes: tuple[StoryNote, ...] = ()
+
+    def story_notes_in(self, text: str) -> list[StoryNote]:
+        """The story notes a text calls for, in the order of `story_notes:`; one said only after
+        "not" ("I haven't upped my mileage") is left out."""
+        return [n for n in self.story_notes
+                if any(not _DENIED_BEFORE.search(text[max(0, m.start() - 25):m.start()]) for m in n.pattern.finditer(text))]
 
     def places_in(self, text: str) -> list[str]:
         """The places on the knee a text says the pain is, in the order of `places:`; a place
@@ -164,7 +182,22 @@ def parse_vocabulary(data: Any) -> Vocabulary:
         abbreviations.append(Abbreviation(re.compile(rf"\b{re.escape(abbr)}\b", re.I), meaning.strip()))
     places = _parse_places(data.get("places") or {})
     return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets, abbreviations=tuple(abbreviations),
-                      places=places)
+                      places=places, story_notes=_parse_story_notes(data.get("story_notes") or {}))
+
+
+def _parse_story_notes(spec: Any) -> tuple[StoryNote, ...]:
+    if not isinstance(spec, dict):
+        raise VocabularyError("story_notes: expected a mapping of names to `terms:`, `search:` and `names:`")
+    notes = []
+    for name, entry in spec.items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), list) and entry[k] for k in ("terms", "names")) \
+                or not isinstance(entry.get("search"), str) or not entry["search"].strip():
+            raise VocabularyError(f"story note {name!r}: expected `terms:` and `names:` (non-empty lists of terms) and `search:` (words)")
+        try:
+            notes.append(StoryNote(str(name), compile_terms(entry["terms"]), entry["search"].strip(), compile_terms(entry["names"])))
+        except VocabularyError as exc:
+            raise VocabularyError(f"story note {name!r}: {exc}") from None
+    return tuple(notes)
 
 
 def _parse_places(spec: Any) -> tuple[Place, ...]:

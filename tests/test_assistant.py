@@ -131,6 +131,35 @@ def test_the_evaluated_retrieval_is_what_the_answer_is_composed_from(assistant, 
     assert cited and cited <= retrieved, (cited - retrieved, retrieved)
 
 
+LOAD_ERRORS = re.compile(r"training load errors", re.I)
+
+
+@pytest.mark.parametrize("message", [
+    "I've been running 20 miles a week for ages and last month I upped it to 35 because of a marathon. Now the front of my knee aches on the stairs and after long runs. Any tips?",
+    "Started a couch to 5k in the spring, went from three runs a week to five. Since then my kneecap hurts when I sit through a film and going downstairs. what do you suggest?",
+    "My knee has been sore for about two weeks. I doubled my long run from 8k to 16k in one go getting ready for a half. It hurts under the kneecap, especially on hills. How should I deal with this?",
+])
+def test_a_story_that_raised_its_training_load_gets_the_sentence_on_load_errors(assistant, message):
+    """Issue 10: "I pushed from 5k to 10k ... could you offer any advice?" (real-r-45) got self-care
+    alone; the articles' first named cause is training load raised too quickly (vocabulary.yaml,
+    `story_notes:`). Three phrasings written for this, none from the gold."""
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer" and LOAD_ERRORS.search(answer.answer), answer.answer
+    assert_grounded(answer)
+
+
+@pytest.mark.parametrize("message", [
+    "Did the marathon on Sunday and my kneecaps ache a bit. When can I start running again?",
+    "My knee only aches on longer runs, around the kneecap. What can I do?",
+    "I haven't upped my mileage at all, yet my kneecap hurts on the stairs. Why?",
+    "the pain increased after my run yesterday, front of the knee. should I rest?",
+])
+def test_a_story_that_raised_no_training_load_gets_no_note_on_it(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert "\n\nRunner's knee is often linked to training load errors" not in answer.answer, answer.answer
+
+
 def test_a_follow_up_on_exercises_gets_the_dose(assistant):
     history = [{"role": "user", "content": "Which exercises help runner's knee?"}]
     follow = assistant.invoke({"question": "how often should I do those?", "history": history})

@@ -139,3 +139,31 @@ def test_a_damaged_place_is_refused(places, message):
     data["places"] = places
     with pytest.raises(VocabularyError, match=message):
         parse_vocabulary(data)
+
+
+@pytest.mark.parametrize("text, fires", [
+    ("I pushed this up to 10km recently", True),
+    ("went from three runs a week to five", True),
+    ("I doubled my long run in one go", True),
+    ("I haven't upped my mileage at all", False),  # denied
+    ("the pain increased after the run", False),  # a bare "increase" is no training load
+    ("when can I start running again?", False),  # planned, not told
+    ("it only aches on longer runs", False),  # when it hurts, not a change
+])
+def test_a_raised_training_load_in_a_story(text, fires):
+    assert bool(vocabulary().story_notes_in(text)) is fires
+
+
+@pytest.mark.parametrize("notes", [
+    {"load": {"terms": ["upped my mileage"], "search": "x"}},
+    {"load": {"terms": [], "search": "x", "names": ["too quickly"]}},
+    {"load": {"terms": ["upped my mileage"], "search": "", "names": ["too quickly"]}},
+])
+def test_a_damaged_story_note_is_refused(notes):
+    from assistant.vocabulary import VOCABULARY_PATH, VocabularyError, parse_vocabulary
+    from knee.yamltext import load_file
+
+    data = load_file(VOCABULARY_PATH, "the vocabulary")
+    data["story_notes"] = notes
+    with pytest.raises(VocabularyError, match="story note"):
+        parse_vocabulary(data)
