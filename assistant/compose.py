@@ -31,6 +31,7 @@ from knee.sparse import tokenize
 
 # A sentence that opens with one of these leans on the sentence before it.
 _DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
+_VOCABULARY = vocabulary()
 _CLINICIAN = vocabulary()["clinicians"]
 REFERRAL_SECTION = "When to see a physiotherapist or GP"
 # The question asks when to see someone, or what to do when it does not get better. Who to see is
@@ -286,13 +287,15 @@ class Composer:
             done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid, urgent_ok)
                     or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid, True))
                     for question, q, passages, topic_text in parts]
-            return [c for c in done if c is not None and c.sentences]  # nothing kept: abstain, never an empty answer
+            # Each kept with the question it answers: nothing kept is abstaining, never an empty answer.
+            return [(i, c) for i, c in enumerate(done) if c is not None and c.sentences]
 
-        composed = compose_all(None)
-        if not composed:
-            return None
-        ref = None
         asked = [question for question, *_ in parts] if asked is None else asked
+        answered = compose_all(None)
+        if not answered:
+            return None
+        composed = [c for _, c in answered]
+        ref = None
         asks_referral = (any(ASKS_WHO.search(question) for question in asked)
                          or any(NOT_IMPROVING.search(question) for question, *_ in parts))
         if asks_referral and not any(_CLINICIAN.search(text) for c in composed for text, _ in c.sentences):
@@ -300,14 +303,24 @@ class Composer:
             # answer, and the answer makes room for it so it stays within `max_words`.
             ref = self.referral_sentence()
             if ref:
-                composed = compose_all(max(1, self.settings.max_words - len(ref[0].split()))) or composed
+                answered = compose_all(max(1, self.settings.max_words - len(ref[0].split()))) or answered
+                composed = [c for _, c in answered]
         shown: list[frozenset[str]] = []
-        for c in composed:
+        for i, c in answered:
+            sentences = list(c.sentences)
+            question, q, passages, _ = parts[i]
+            for amount in _VOCABULARY.quantities_asked(asked[i] if i < len(asked) else question):
+                # Asked for an amount the paragraph does not state (`quantities:` in
+                # assistant/vocabulary.yaml): the found sentence closest to the question that does.
+                if not any(amount.states.search(text) for text, _ in sentences):
+                    found = self.place_sentence(q, passages, amount.states, avoid)
+                    if found is not None and not any(_says_again(_words(found[0]), _words(t)) for t, _ in sentences):
+                        sentences.append(found)
             # Two questions answered from the same section would print it twice: a later
             # paragraph keeps only what an earlier one did not say (and goes when nothing is left),
             # whether said in the same words or nearly ("If your knee pain is not getting better
             # after a few weeks, ... see a physiotherapist or GP" in two articles' wordings).
-            fresh = [(text, p) for text, p in c.sentences if not any(_says_again(_words(text), w) for w in shown)]
+            fresh = [(text, p) for text, p in sentences if not any(_says_again(_words(text), w) for w in shown)]
             shown += [_words(text) for text, _ in fresh]
             if fresh:
                 paragraphs.append(" ".join(f"{text} [{cite(p)}]" for text, p in fresh))

@@ -3,7 +3,7 @@ compiled into patterns; the code that uses them (scope, composer, pipeline, mess
 retrieval) holds only general English.
 
 A term is words one space apart; in any slot `a/b` is either word, `word*` a word starting so,
-`[a/b]` an optional word. A list matches when any of its terms appears as whole words.
+`[a/b]` an optional word, `#` a number ("3", "2.5", "8-10", "8–10", "2 to 3", "three"). A list matches when any of its terms appears as whole words.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ class VocabularyError(ValueError):
     """The vocabulary file is missing, not YAML, or has a list or term that cannot be compiled."""
 
 
+# `#` in a term: a number, a range of numbers, or a small number in words.
+_NUMBER = (r"(?:\d+(?:\.\d+)?(?:\s*(?:-|\u2013|to)\s*\d+(?:\.\d+)?)?"
+           r"|one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty)")
+
+
 def _slot_regex(slot: str, term: str) -> str:
+    if slot == "#":
+        return _NUMBER
     if not _SLOT_CHARS.match(slot) or any(not alt or "*" in alt[:-1] for alt in slot.split("/")):
         raise VocabularyError(f"term {term!r}: cannot read {slot!r} (words, a/b, word*, [optional])")
     alternatives = [re.escape(a[:-1]) + r"\w*" if a.endswith("*") else re.escape(a) for a in slot.split("/")]
@@ -98,6 +105,16 @@ class StoryNote:
     names: re.Pattern[str]  # a note sentence holds one of these (and an answer that does needs none)
 
 
+@dataclass(frozen=True)
+class Quantity:
+    """A kind of amount a question can ask for (`quantities:` in the vocabulary file): sets and
+    repetitions, how often, how long."""
+
+    name: str
+    asks: re.Pattern[str]  # a question asking for it
+    states: re.Pattern[str]  # a sentence stating it
+
+
 # A place said with a denial just before it ("it's not inwards") is not where it hurts.
 _DENIED_BEFORE = re.compile(r"\b(?:not|no|never|isn't|aren't|wasn't|doesn't|don't|didn't|haven't|hasn't|hadn't)\W+(?:\w+\W+)?$", re.I)
 
@@ -110,6 +127,11 @@ class Vocabulary:
     abbreviations: tuple[Abbreviation, ...] = ()
     places: tuple[Place, ...] = ()
     story_notes: tuple[StoryNote, ...] = ()
+    quantities: tuple[Quantity, ...] = ()
+
+    def quantities_asked(self, question: str) -> list[Quantity]:
+        """The amounts a question asks for, in the order of `quantities:`."""
+        return [q for q in self.quantities if q.asks.search(question)]
 
     def story_notes_in(self, text: str) -> list[StoryNote]:
         """The story notes a text calls for, in the order of `story_notes:`; one said only after
@@ -182,7 +204,22 @@ def parse_vocabulary(data: Any) -> Vocabulary:
         abbreviations.append(Abbreviation(re.compile(rf"\b{re.escape(abbr)}\b", re.I), meaning.strip()))
     places = _parse_places(data.get("places") or {})
     return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets, abbreviations=tuple(abbreviations),
-                      places=places, story_notes=_parse_story_notes(data.get("story_notes") or {}))
+                      places=places, story_notes=_parse_story_notes(data.get("story_notes") or {}),
+                      quantities=_parse_quantities(data.get("quantities") or {}))
+
+
+def _parse_quantities(spec: Any) -> tuple[Quantity, ...]:
+    if not isinstance(spec, dict):
+        raise VocabularyError("quantities: expected a mapping of names to `asks:` and `states:`")
+    out = []
+    for name, entry in spec.items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), list) and entry[k] for k in ("asks", "states")):
+            raise VocabularyError(f"quantity {name!r}: expected `asks:` and `states:` (non-empty lists of terms)")
+        try:
+            out.append(Quantity(str(name), compile_terms(entry["asks"]), compile_terms(entry["states"])))
+        except VocabularyError as exc:
+            raise VocabularyError(f"quantity {name!r}: {exc}") from None
+    return tuple(out)
 
 
 def _parse_story_notes(spec: Any) -> tuple[StoryNote, ...]:

@@ -160,6 +160,33 @@ def test_a_story_that_raised_no_training_load_gets_no_note_on_it(assistant, mess
     assert "\n\nRunner's knee is often linked to training load errors" not in answer.answer, answer.answer
 
 
+STATES_A_DOSE = re.compile(r"\d\s*sets|repetitions|\btimes (?:per|a) week|sessions a week", re.I)
+
+
+@pytest.mark.parametrize("question", [
+    "single leg calf raises, how many reps?",
+    "How often should I do the straight-knee calf raise?",
+    "step-downs off a stair: how many sets should I do?",
+    "side-lying leg raises for the hip - how many and how often?",
+])
+def test_a_question_asking_how_many_or_how_often_gets_an_amount(assistant, question):
+    """Issue 10: a dose question answered from an exercise's own section got what the exercise
+    trains and no dose (vocabulary.yaml `quantities:`). Four phrasings written for this; the first
+    two fail on the code before it."""
+    answer = assistant.invoke({"question": question, "history": []})
+    assert answer.behavior == "answer" and STATES_A_DOSE.search(answer.answer), answer.answer
+    assert_grounded(answer)
+
+
+@pytest.mark.parametrize("question", [
+    "How often do physios see runner's knee compared with other knee problems?",  # how common
+    "how often is each walk-run phase repeated?",  # the plan's own words answer it
+])
+def test_how_often_something_happens_gets_no_exercise_dose(assistant, question):
+    answer = assistant.invoke({"question": question, "history": []})
+    assert not re.search(r"sets of|repetitions", answer.answer), answer.answer
+
+
 def test_a_follow_up_on_exercises_gets_the_dose(assistant):
     history = [{"role": "user", "content": "Which exercises help runner's knee?"}]
     follow = assistant.invoke({"question": "how often should I do those?", "history": history})

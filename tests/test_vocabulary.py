@@ -167,3 +167,25 @@ def test_a_damaged_story_note_is_refused(notes):
     data["story_notes"] = notes
     with pytest.raises(VocabularyError, match="story note"):
         parse_vocabulary(data)
+
+
+@pytest.mark.parametrize("text, numbers", [
+    ("3 sets of 8\u201310 repetitions", True),
+    ("2 to 3 times per week", True),
+    ("three sets", True),
+    ("sets of exercises", False),
+])
+def test_a_number_slot_matches_numbers_and_ranges(text, numbers):
+    from assistant.vocabulary import compile_terms
+
+    assert bool(compile_terms(["# sets/times"]).search(text) or compile_terms(["sets of #"]).search(text)) is numbers
+
+
+def test_a_damaged_quantity_is_refused():
+    from assistant.vocabulary import VOCABULARY_PATH, VocabularyError, parse_vocabulary
+    from knee.yamltext import load_file
+
+    data = load_file(VOCABULARY_PATH, "the vocabulary")
+    data["quantities"] = {"sets": {"asks": ["how many sets"]}}
+    with pytest.raises(VocabularyError, match="quantity 'sets'"):
+        parse_vocabulary(data)
