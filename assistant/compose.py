@@ -308,8 +308,8 @@ class Composer:
         shown: list[frozenset[str]] = []
         for i, c in answered:
             sentences = list(c.sentences)
-            question, q, passages, _ = parts[i]
-            for amount in _VOCABULARY.quantities_asked(asked[i] if i < len(asked) else question):
+            _, q, passages, _ = parts[i]
+            for amount in _VOCABULARY.quantities_asked(asked[i]):
                 # Asked for an amount the paragraph does not state (`quantities:` in
                 # assistant/vocabulary.yaml): the found sentence closest to the question that does.
                 if not any(amount.states.search(text) for text, _ in sentences):

@@ -447,11 +447,10 @@ class Assistant(Runnable[dict, Answer]):
 
         try:
             try:
-                places = self._places(text, vectors, timings)
-                places = (*places, self._story_notes(text, vectors, timings))
+                notes = (*self._places(text, vectors, timings), self._story_notes(text, vectors, timings))
             except Exception as exc:  # the store went away
                 raise StoreError(str(exc)) from exc
-            composed = self._compose(text, read, searches, vectors, verdict, places, timings)
+            composed = self._compose(text, read, searches, vectors, verdict, notes, timings)
             # A question the knowledge base seems not to cover, in a chat, that points back at
             # something it does not name ("mine's more on the outside though, does that change
             # things?", "once I'm back, how do I stop it coming back?"): read once more with the
@@ -459,7 +458,7 @@ class Assistant(Runnable[dict, Answer]):
             if composed is None and earlier and any(_POINTS_BACK.search(a.question) for a in read.asked):
                 again = [search_texts(asked, earlier, s.history_turns, follow_up=True) for asked in read.asked]
                 if again != searches:
-                    composed = self._compose(text, read, again, vectors, verdict, places, timings)
+                    composed = self._compose(text, read, again, vectors, verdict, notes, timings)
         except StoreError:
             return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         if composed is None:
@@ -471,16 +470,17 @@ class Assistant(Runnable[dict, Answer]):
             notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
         return self._finish_checked(verdict, Answer(text, "answer", md, citations, notice=notice), started, timings)
 
-    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, places, timings: dict[str, float]):
+    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, notes, timings: dict[str, float]):
         """Retrieval and composition for the message's questions: (markdown, citations), or None
-        when nothing is relevant enough; `places`: `_places` of the message. Raises StoreError when
-        the store cannot be read."""
+        when nothing is relevant enough; `notes`: `_places` of the message (the sentences not to
+        answer with, the place note) and its `_story_notes`. Raises StoreError when the store
+        cannot be read."""
         parts = []
         for asked, (query, index_text) in zip(read.asked, searches):
             query_vec, passages = self._search_asked(asked, query, index_text, vectors, timings)
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
-        avoid, place_note, story_notes = places
+        avoid, place_note, story_notes = notes
         t4 = time.perf_counter()
         try:
             # A sign of the red-flag table in the message (said hypothetically, generally or of the

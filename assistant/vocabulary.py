@@ -3,7 +3,8 @@ compiled into patterns; the code that uses them (scope, composer, pipeline, mess
 retrieval) holds only general English.
 
 A term is words one space apart; in any slot `a/b` is either word, `word*` a word starting so,
-`[a/b]` an optional word, `#` a number ("3", "2.5", "8-10", "8–10", "2 to 3", "three"). A list matches when any of its terms appears as whole words.
+`[a/b]` an optional word, `#` a number ("3", "2.5", "8-10", "8–10", "2 to 3", "three"). A list
+matches when any of its terms appears as whole words.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class StoryNote:
 @dataclass(frozen=True)
 class Quantity:
     """A kind of amount a question can ask for (`quantities:` in the vocabulary file): sets and
-    repetitions, how often, how long."""
+    repetitions, how often."""
 
     name: str
     asks: re.Pattern[str]  # a question asking for it
