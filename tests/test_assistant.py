@@ -149,6 +149,18 @@ def test_a_story_that_raised_its_training_load_gets_the_sentence_on_load_errors(
 
 
 @pytest.mark.parametrize("message", [
+    "my kneecaps ache after a long flight. what can I do?",
+    "Kneecap aches when I get up after sitting at my desk, any tips?",
+    "front of knee sore after sitting through a film. is there anything that helps?",
+])
+def test_a_story_of_pain_after_long_sitting_gets_the_advice_on_sitting(assistant, message):
+    """vocabulary.yaml `story_notes: long_sitting`: three phrasings written for it."""
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer" and "20 minutes" in answer.answer, answer.answer
+    assert_grounded(answer)
+
+
+@pytest.mark.parametrize("message", [
     "Did the marathon on Sunday and my kneecaps ache a bit. When can I start running again?",
     "My knee only aches on longer runs, around the kneecap. What can I do?",
     "I haven't upped my mileage at all, yet my kneecap hurts on the stairs. Why?",
