@@ -161,6 +161,18 @@ def test_a_story_of_pain_after_long_sitting_gets_the_advice_on_sitting(assistant
 
 
 @pytest.mark.parametrize("message", [
+    "I've been running through the pain for weeks because of a race. Is runner's knee going to get worse?",
+    "kept running on it through a half marathon, kneecap is sore now. how long will it take to heal?",
+    "I power through the ache every run. Should I be taping my knee?",
+])
+def test_a_story_of_running_through_pain_gets_how_much_pain_is_acceptable(assistant, message):
+    """vocabulary.yaml `story_notes: running_through_pain`: three phrasings written for it."""
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer" and "2/10" in answer.answer, answer.answer
+    assert_grounded(answer)
+
+
+@pytest.mark.parametrize("message", [
     "Did the marathon on Sunday and my kneecaps ache a bit. When can I start running again?",
     "My knee only aches on longer runs, around the kneecap. What can I do?",
     "I haven't upped my mileage at all, yet my kneecap hurts on the stairs. Why?",
