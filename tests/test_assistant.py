@@ -131,44 +131,30 @@ def test_the_evaluated_retrieval_is_what_the_answer_is_composed_from(assistant, 
     assert cited and cited <= retrieved, (cited - retrieved, retrieved)
 
 
-LOAD_ERRORS = re.compile(r"training load errors", re.I)
+# Each story note (vocabulary.yaml `story_notes:`) with three phrasings written for it, none from
+# the gold, and what its sentence says. Every one of these failed on the code before story notes
+# but two of the sitting ones, whose answers already gave the advice.
+STORY_NOTE_PHRASINGS = [
+    # training_increase: "I pushed from 5k to 10k ... could you offer any advice?" (real-r-45) got
+    # self-care alone; the articles' first named cause is training load raised too quickly.
+    ("I've been running 20 miles a week for ages and last month I upped it to 35 because of a marathon. Now the front of my knee aches on the stairs and after long runs. Any tips?", "training load errors"),
+    ("Started a couch to 5k in the spring, went from three runs a week to five. Since then my kneecap hurts when I sit through a film and going downstairs. what do you suggest?", "training load errors"),
+    ("My knee has been sore for about two weeks. I doubled my long run from 8k to 16k in one go getting ready for a half. It hurts under the kneecap, especially on hills. How should I deal with this?", "training load errors"),
+    # long_sitting
+    ("my kneecaps ache after a long flight. what can I do?", "20 minutes"),
+    ("Kneecap aches when I get up after sitting at my desk, any tips?", "20 minutes"),
+    ("front of knee sore after sitting through a film. is there anything that helps?", "20 minutes"),
+    # running_through_pain
+    ("I've been running through the pain for weeks because of a race. Is runner's knee going to get worse?", "2/10"),
+    ("kept running on it through a half marathon, kneecap is sore now. how long will it take to heal?", "2/10"),
+    ("I power through the ache every run. Should I be taping my knee?", "2/10"),
+]
 
 
-@pytest.mark.parametrize("message", [
-    "I've been running 20 miles a week for ages and last month I upped it to 35 because of a marathon. Now the front of my knee aches on the stairs and after long runs. Any tips?",
-    "Started a couch to 5k in the spring, went from three runs a week to five. Since then my kneecap hurts when I sit through a film and going downstairs. what do you suggest?",
-    "My knee has been sore for about two weeks. I doubled my long run from 8k to 16k in one go getting ready for a half. It hurts under the kneecap, especially on hills. How should I deal with this?",
-])
-def test_a_story_that_raised_its_training_load_gets_the_sentence_on_load_errors(assistant, message):
-    """Issue 10: "I pushed from 5k to 10k ... could you offer any advice?" (real-r-45) got self-care
-    alone; the articles' first named cause is training load raised too quickly (vocabulary.yaml,
-    `story_notes:`). Three phrasings written for this, none from the gold."""
+@pytest.mark.parametrize("message,says", STORY_NOTE_PHRASINGS)
+def test_a_story_note_adds_what_the_story_calls_for(assistant, message, says):
     answer = assistant.invoke({"question": message, "history": []})
-    assert answer.behavior == "answer" and LOAD_ERRORS.search(answer.answer), answer.answer
-    assert_grounded(answer)
-
-
-@pytest.mark.parametrize("message", [
-    "my kneecaps ache after a long flight. what can I do?",
-    "Kneecap aches when I get up after sitting at my desk, any tips?",
-    "front of knee sore after sitting through a film. is there anything that helps?",
-])
-def test_a_story_of_pain_after_long_sitting_gets_the_advice_on_sitting(assistant, message):
-    """vocabulary.yaml `story_notes: long_sitting`: three phrasings written for it."""
-    answer = assistant.invoke({"question": message, "history": []})
-    assert answer.behavior == "answer" and "20 minutes" in answer.answer, answer.answer
-    assert_grounded(answer)
-
-
-@pytest.mark.parametrize("message", [
-    "I've been running through the pain for weeks because of a race. Is runner's knee going to get worse?",
-    "kept running on it through a half marathon, kneecap is sore now. how long will it take to heal?",
-    "I power through the ache every run. Should I be taping my knee?",
-])
-def test_a_story_of_running_through_pain_gets_how_much_pain_is_acceptable(assistant, message):
-    """vocabulary.yaml `story_notes: running_through_pain`: three phrasings written for it."""
-    answer = assistant.invoke({"question": message, "history": []})
-    assert answer.behavior == "answer" and "2/10" in answer.answer, answer.answer
+    assert answer.behavior == "answer" and says in answer.answer, answer.answer
     assert_grounded(answer)
 
 
