@@ -32,7 +32,7 @@ from knee.sparse import tokenize
 # A sentence that opens with one of these leans on the sentence before it.
 _DANGLING = re.compile(r"^(?:this|that|these|those|it|they|them|such|both|also|however|but|so|then)\b", re.I)
 _VOCABULARY = vocabulary()
-_CLINICIAN = vocabulary()["clinicians"]
+_CLINICIAN = _VOCABULARY["clinicians"]
 REFERRAL_SECTION = "When to see a physiotherapist or GP"
 # The question asks when to see someone, or what to do when it does not get better. Who to see is
 # read in the question as asked only: a story's "my GP said it's patellofemoral pain, what does that
@@ -49,11 +49,11 @@ NOT_IMPROVING = re.compile(
 )
 # Sentences that send the reader to emergency or same-day care answer only questions about urgency
 # (assistant/vocabulary.yaml, `urgent_care` and `asks_about_urgency`, where it says why).
-_URGENT_CARE = vocabulary()["urgent_care"]
-_ASKS_ABOUT_URGENCY = vocabulary()["asks_about_urgency"]
+_URGENT_CARE = _VOCABULARY["urgent_care"]
+_ASKS_ABOUT_URGENCY = _VOCABULARY["asks_about_urgency"]
 # Words of the knee's world (assistant/vocabulary.yaml, `knee_world`, where it says why): a
 # question without any must be closer to a sentence before it is answered.
-_ON_TOPIC = vocabulary()["knee_world"]
+_ON_TOPIC = _VOCABULARY["knee_world"]
 # A sentence that introduces a list ("... the following five findings", "The TREK rule has three
 # parts.") says nothing alone: its items follow it into the answer.
 _LIST_LEAD = re.compile(
@@ -243,10 +243,10 @@ class Composer:
         s = self.settings
         return s.min_relevance if _ON_TOPIC.search(topic_text) else s.min_relevance_off_topic
 
-    def place_sentence(self, q: np.ndarray, passages: list[Passage], names: re.Pattern,
-                       avoid: re.Pattern | None = None) -> tuple[str, Passage] | None:
-        """The sentence of `passages` closest to `q` that names a place on the knee (`names`), for
-        the note on where it hurts; None when none is relevant enough."""
+    def nearest_sentence(self, q: np.ndarray, passages: list[Passage], names: re.Pattern,
+                         avoid: re.Pattern | None = None) -> tuple[str, Passage] | None:
+        """The sentence of `passages` closest to `q` that holds `names` (a place on the knee, a
+        story note's words, an amount), and not `avoid`; None when none is relevant enough."""
         best: tuple[float, str, Passage] | None = None
         banks = self.index.banks_for([p.key for p in passages])
         for p in passages:
@@ -294,17 +294,15 @@ class Composer:
         answered = compose_all(None)
         if not answered:
             return None
-        composed = [c for _, c in answered]
         ref = None
         asks_referral = (any(ASKS_WHO.search(question) for question in asked)
                          or any(NOT_IMPROVING.search(question) for question, *_ in parts))
-        if asks_referral and not any(_CLINICIAN.search(text) for c in composed for text, _ in c.sentences):
+        if asks_referral and not any(_CLINICIAN.search(text) for _, c in answered for text, _ in c.sentences):
             # Asked when to see someone and no clinician named yet: the referral sentence closes the
             # answer, and the answer makes room for it so it stays within `max_words`.
             ref = self.referral_sentence()
             if ref:
                 answered = compose_all(max(1, self.settings.max_words - len(ref[0].split()))) or answered
-                composed = [c for _, c in answered]
         shown: list[frozenset[str]] = []
         for i, c in answered:
             sentences = list(c.sentences)
@@ -313,7 +311,7 @@ class Composer:
                 # Asked for an amount the paragraph does not state (`quantities:` in
                 # assistant/vocabulary.yaml): the found sentence closest to the question that does.
                 if not any(amount.states.search(text) for text, _ in sentences):
-                    found = self.place_sentence(q, passages, amount.states, avoid)
+                    found = self.nearest_sentence(q, passages, amount.states, avoid)
                     if found is not None and not any(_says_again(_words(found[0]), _words(t)) for t, _ in sentences):
                         sentences.append(found)
             # Two questions answered from the same section would print it twice: a later
@@ -327,7 +325,7 @@ class Composer:
         if ref:
             paragraphs[-1] += f" {ref[0]} [{cite(ref[1])}]"
         for (text, p), names in [place_note, *story_notes] if place_note is not None else story_notes:
-            if not any(names.search(t) for c in composed for t, _ in c.sentences) and not any(_says_again(_words(text), w) for w in shown):
+            if not any(names.search(t) for _, c in answered for t, _ in c.sentences) and not any(_says_again(_words(text), w) for w in shown):
                 paragraphs.append(f"{text} [{cite(p)}]")
         if note:
             paragraphs.append(note)

@@ -373,7 +373,7 @@ class Assistant(Runnable[dict, Answer]):
         self._triage: Triage | None = None  # loaded on first use: the clinician lookup needs none
         self._triage_lock = threading.Lock()
         self.composer = Composer(self.index, settings, adapter=adapter)
-        self._place_notes: dict[tuple, tuple | None] = {}  # (place, sides avoided) -> its note, found once
+        self._notes: dict[tuple, tuple | None] = {}  # place and story notes, each found once (`_note`)
         self.embed_one("warm up")  # the first encode pays one-off costs; do it at start, not on a user
 
     @property
@@ -552,37 +552,31 @@ class Assistant(Runnable[dict, Answer]):
         place = next((p for p in named if p.note), None)
         if place is None:
             return avoid, None
-        # The note depends only on the place and the sides avoided, and the knowledge base does
-        # not change while the process runs: found once (an encoder pass and a search, ~15 ms).
-        key = (place.name, tuple(sorted(unlike)))
-        if key not in self._place_notes:
-            t = time.perf_counter()
-            q = vectors.one(place.search)
-            passages = self.retriever.search(place.search, query_vector=q, question_vector=q, timings={})
-            names = _VOCABULARY.place(place.note).pattern
-            found = self.composer.place_sentence(q, passages, names, avoid)
-            self._place_notes[key] = (found, names) if found else None
-            timings["place"] = (time.perf_counter() - t) * 1000
-        return avoid, self._place_notes[key]
+        names = _VOCABULARY.place(place.note).pattern
+        # The note depends only on the place and the sides avoided.
+        key = ("place", place.name, tuple(sorted(unlike)))
+        return avoid, self._note(key, place.search, names, avoid, vectors, timings, "place")
 
     def _story_notes(self, text: str, vectors: VectorCache, timings: dict[str, float]):
         """What the story tells that the knowledge base has a sentence on (assistant/vocabulary.yaml,
         `story_notes:`): [(the sentence and its passage, what names it), ...]."""
-        out = []
-        for note in _VOCABULARY.story_notes_in(text):
-            # Found once per note, as the place notes: the knowledge base does not change while the
-            # process runs.
-            key = ("story", note.name)
-            if key not in self._place_notes:
-                t = time.perf_counter()
-                q = vectors.one(note.search)
-                passages = self.retriever.search(note.search, query_vector=q, question_vector=q, timings={})
-                found = self.composer.place_sentence(q, passages, note.names)
-                self._place_notes[key] = (found, note.names) if found else None
-                timings["story_note"] = (time.perf_counter() - t) * 1000
-            if self._place_notes[key] is not None:
-                out.append(self._place_notes[key])
-        return out
+        found = (self._note(("story", note.name), note.search, note.names, None, vectors, timings, "story_note")
+                 for note in _VOCABULARY.story_notes_in(text))
+        return [n for n in found if n is not None]
+
+    def _note(self, key: tuple, search: str, names: re.Pattern, avoid: re.Pattern | None, vectors: VectorCache,
+              timings: dict[str, float], stage: str):
+        """A note's sentence (the one closest to `search` that holds `names`, not `avoid`) and
+        `names`, or None when the knowledge base has none. Found once per `key` (an encoder pass
+        and a search, ~15 ms): the knowledge base does not change while the process runs."""
+        if key not in self._notes:
+            t = time.perf_counter()
+            q = vectors.one(search)
+            passages = self.retriever.search(search, query_vector=q, question_vector=q, timings={})
+            found = self.composer.nearest_sentence(q, passages, names, avoid)
+            self._notes[key] = (found, names) if found else None
+            timings[stage] = (time.perf_counter() - t) * 1000
+        return self._notes[key]
 
     def _kind_reply(self, read, vectors, timings) -> tuple[str, list[Citation]]:
         """Another body part or condition: what the knowledge base covers, who can help, and any
