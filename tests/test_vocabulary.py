@@ -117,6 +117,7 @@ def test_abbreviations_are_spelled_out_once():
 @pytest.mark.parametrize("text, places", [
     ("sharp pain on the outer side of my right knee", ["outer"]),
     ("it's not inwards, it's outwards", ["outer"]),  # a denied place does not count
+    ("it didn't hurt on the outside, only at the front of the kneecap", []),  # denied with "didn't" (session 13)
     ("my knee hurts on the inside after long runs", ["inner"]),
     ("an ache behind my left knee", ["back"]),
     ("pain behind the kneecap on stairs", ["front"]),  # behind the kneecap is the front of the knee
