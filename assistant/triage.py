@@ -50,7 +50,18 @@ _PLAIN_WORDS = frozenset(
     """a an and the my his her their our your its it it's i i'm he she they we me him them to of in on at for with from by
     or but so up down out over off is was are were be been has have had do does did can't couldn't won't not no
     knee kneecap patella leg joint foot feet toe toes calf lower back front side one this that these those all any
-    just really very so too more less than then now after before since when while if as about into""".split()
+    just really very so too more less than then now after before since when while if as about into"""
+    # The everyday words of any question, from the gaps of the table's phrases ("anything else",
+    # "didn't look right", "a bit"): "should I see someone about my knee?" and "my knee gave me a
+    # bit of grief today, should I see someone?" passed on "someone" and "bit" as clauses about a
+    # deformed knee (session 14). Pronouns, auxiliaries and vague words only, no sign of any row.
+    """ someone somebody something anything anyone anybody everything nothing somewhere anywhere else other
+    like way where what which who how why there here some much many lot thing things kind sort bit
+    go goes going went gone get gets getting got came come comes give gave new big right half part
+    don't doesn't didn't isn't wasn't aren't weren't haven't hasn't hadn't could would should will
+    still even also again today yesterday can cannot might each every enough almost around during next
+    nowhere everywhere seem find myself himself herself own take put two whole within keep made never
+    sometimes most through us only you further beyond""".split()
 )
 # A clause the learned detector scores has at least this many words ("and i nodded like i knew" is
 # already too vague; shorter fragments are noise).
@@ -159,7 +170,11 @@ class Triage:
         else:
             cues = []
             for line in row.lines:
-                for name in line:
+                # The signs only: who and what happened (an injury, a child, an age) are checked on
+                # their own (`_context`), and the injury's phrases hold everyday words ("came down
+                # on someone's foot"), so "should I see someone about my knee?" passed as a clause
+                # about a deformed knee and raised the emergency reply (session 14).
+                for name in (c for c in line if c not in CONTEXT_CONCEPTS):
                     for p in self.table.concepts[name].phrases:
                         cues += [w for w in re.split(r"[\s\[\]()|/~]+", p.lower()) if w]
         words = frozenset(c for c in cues if not c.endswith("*") and c not in _PLAIN_WORDS and not c.startswith("{"))

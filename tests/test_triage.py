@@ -1215,6 +1215,27 @@ def test_new_lookalikes_raise_nothing(triage, embed, message):
     assert esc is None, (message, esc.rule)
 
 
+# Asking whether to see someone is not a red flag. The learned detector scored these as a deformed
+# knee (0.99-1.0), and its on-topic gate let them through on "someone", "bit" and "check": words of
+# the injury concept's phrases ("came down on someone's foot") and of the gaps in the signs'
+# phrases. The gate now takes a row's sign words only, without everyday words (session 14). The
+# first two and the last escalated before; the others are further phrasings of the same need.
+SEEING_SOMEONE = [
+    "should I see someone about my kneecap?",
+    "do I need someone to check my knee?",
+    "my knee has been a bit sore for a while, should I see somebody?",
+    "is it worth getting someone to look at my knee?",
+    "knee went a bit funny on my long run, nothing happened, should I see someone?",
+    "should I see someone about my knee?",
+]
+
+
+@pytest.mark.parametrize("message", SEEING_SOMEONE)
+def test_asking_whether_to_see_someone_raises_nothing(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is None, (message, esc.rule)
+
+
 def test_a_phrase_can_end_at_the_end_of_a_clause():
     from assistant.redflags import phrase_regex
 
