@@ -1236,6 +1236,22 @@ def test_asking_whether_to_see_someone_raises_nothing(triage, embed, message):
     assert esc is None, (message, esc.rule)
 
 
+# An old story beside a new red flag in one clause (no subject after the comma): the story's date
+# made the whole clause past, and these emergencies were missed. A recent moment ("this morning",
+# "yesterday") now brings the clause back to the present (session 14; the first two failed before).
+OLD_STORY_NEW_RED_FLAG = [
+    ("had knee surgery 2 years ago, can't put any weight on it since I fell this morning, is that normal?", "no_weight_after_injury"),
+    ("I had an ACL repair 5 years ago, twisted it at football yesterday, knee swelled up within an hour", "swelling_after_injury"),
+    ("had my kneecap pinned years ago, came off my bike this afternoon and now can't bear weight on it at all", "no_weight_after_injury"),
+]
+
+
+@pytest.mark.parametrize("message, row", OLD_STORY_NEW_RED_FLAG)
+def test_an_old_story_does_not_date_a_new_red_flag(triage, embed, message, row):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
+
+
 def test_a_phrase_can_end_at_the_end_of_a_clause():
     from assistant.redflags import phrase_regex
 
