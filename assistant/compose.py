@@ -239,9 +239,14 @@ class Composer:
         bank = self.index.banks_for([self.referral.key]).get(self.referral.key)
         return (bank.texts[0], self.referral) if bank and bank.texts else None
 
-    def floor(self, topic_text: str) -> float:
+    def floor(self, message: str, chat: str = "") -> float:
+        """The relevance floor for a question: the lower bar when `message` (the message and the
+        query it is searched with) names something of the knee's world, the middle one when only
+        `chat` (the earlier turns) does, the higher one otherwise."""
         s = self.settings
-        return s.min_relevance if _ON_TOPIC.search(topic_text) else s.min_relevance_off_topic
+        if _ON_TOPIC.search(message):
+            return s.min_relevance
+        return s.min_relevance_in_chat if _ON_TOPIC.search(chat) else s.min_relevance_off_topic
 
     def nearest_sentence(self, q: np.ndarray, passages: list[Passage], names: re.Pattern,
                          avoid: re.Pattern | None = None) -> tuple[str, Passage] | None:
@@ -260,7 +265,7 @@ class Composer:
                     best = (float(r), text, p)
         return (best[1], best[2]) if best else None
 
-    def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], str]], note: str = "",
+    def compose_many(self, parts: list[tuple[str, np.ndarray, list[Passage], tuple[str, str]]], note: str = "",
                      avoid: re.Pattern | None = None, urgent_ok: bool = False,
                      place_note: tuple[tuple[str, Passage], re.Pattern] | None = None,
                      asked: list[str] | None = None,
@@ -284,9 +289,9 @@ class Composer:
         def compose_all(max_words: int | None) -> list[Composed]:
             # Sentences on urgent care are a last resort for a question that does not ask about
             # urgency: used only when nothing else answers it.
-            done = [self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid, urgent_ok)
-                    or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(topic_text), max_words, avoid, True))
-                    for question, q, passages, topic_text in parts]
+            done = [self.compose_one(question, q, passages, self.floor(*topic), max_words, avoid, urgent_ok)
+                    or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(*topic), max_words, avoid, True))
+                    for question, q, passages, topic in parts]
             # Each kept with the question it answers: nothing kept is abstaining, never an empty answer.
             return [(i, c) for i, c in enumerate(done) if c is not None and c.sentences]
 

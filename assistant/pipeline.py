@@ -450,7 +450,7 @@ class Assistant(Runnable[dict, Answer]):
                 notes = (*self._places(text, vectors, timings), self._story_notes(text, vectors, timings))
             except Exception as exc:  # the store went away
                 raise StoreError(str(exc)) from exc
-            composed = self._compose(text, read, searches, vectors, verdict, notes, timings)
+            composed = self._compose(text, read, searches, vectors, verdict, notes, timings, earlier)
             # A question the knowledge base seems not to cover, in a chat, that points back at
             # something it does not name ("mine's more on the outside though, does that change
             # things?", "once I'm back, how do I stop it coming back?"): read once more with the
@@ -458,7 +458,7 @@ class Assistant(Runnable[dict, Answer]):
             if composed is None and earlier and any(_POINTS_BACK.search(a.question) for a in read.asked):
                 again = [search_texts(asked, earlier, s.history_turns, follow_up=True) for asked in read.asked]
                 if again != searches:
-                    composed = self._compose(text, read, again, vectors, verdict, notes, timings)
+                    composed = self._compose(text, read, again, vectors, verdict, notes, timings, earlier)
         except StoreError:
             return self._finish_checked(verdict, Answer(text, "refuse", STORE_DOWN_TEXT, refusal="store_unavailable"), started, timings)
         if composed is None:
@@ -470,16 +470,22 @@ class Assistant(Runnable[dict, Answer]):
             notice = f"You asked several questions; I answered {answered}. Please ask the others one at a time."
         return self._finish_checked(verdict, Answer(text, "answer", md, citations, notice=notice), started, timings)
 
-    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, notes, timings: dict[str, float]):
+    def _compose(self, text: str, read, searches, vectors: VectorCache, verdict, notes, timings: dict[str, float],
+                 earlier: list[str] = ()):
         """Retrieval and composition for the message's questions: (markdown, citations), or None
         when nothing is relevant enough; `notes`: `_places` of the message (the sentences not to
-        answer with, the place note) and its `_story_notes`. Raises StoreError when the store
-        cannot be read."""
+        answer with, the place note) and its `_story_notes`; `earlier`: the chat's earlier user
+        turns. Raises StoreError when the store cannot be read."""
+        # What the question is about, for the composer's relevance floor: the message and its query
+        # (which holds the earlier turns for a follow-up, or "(runner's knee)" for a question whose
+        # subject is "it"), and then the last turns a follow-up may draw on. In a chat about a sore
+        # knee, "should I rest or keep training?" names nothing of the knee and was declined.
+        recent = " ".join(earlier[-self.settings.history_turns:]) if earlier else ""
         parts = []
         for asked, (query, index_text) in zip(read.asked, searches):
             query_vec, passages = self._search_asked(asked, query, index_text, vectors, timings)
             ranked_with = asked.question if query == asked.question else query
-            parts.append((ranked_with, query_vec, passages, f"{query} {text}"))
+            parts.append((ranked_with, query_vec, passages, (f"{query} {text}", recent)))
         avoid, place_note, story_notes = notes
         t4 = time.perf_counter()
         try:

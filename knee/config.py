@@ -99,6 +99,11 @@ class Settings:
     # (calibrated on in- and out-of-scope questions; see evals/).
     min_relevance: float = 0.3
     min_relevance_off_topic: float = 0.5
+    # ... and between them, for a question that names nothing of the knee's world when the earlier
+    # turns of the chat do: the midpoint of the two, not tuned. At 0.5, "should I rest or keep
+    # training?" after a turn about a sore knee was declined (session 14); at 0.3, "what's a good
+    # film to watch?" in the same chat got the "movie theatre sign".
+    min_relevance_in_chat: float = 0.4
     # A further sentence of the answering section joins the answer only when its score is within
     # this much of the best sentence's: wider gives fuller answers, narrower keeps them on the point.
     answer_score_window: float = 0.3

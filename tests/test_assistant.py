@@ -101,6 +101,26 @@ def test_follow_up_uses_the_earlier_turn(assistant):
     assert not re.search(r"\bbrac", alone.answer), alone.answer
 
 
+KNEE_CHAT = [{"role": "user", "content": "the front of my knee aches after runs"},
+             {"role": "assistant", "content": "Runner's knee is the everyday name for patellofemoral pain [1]."}]
+
+
+@pytest.mark.parametrize("question", ["can I keep racing?", "how soon can I race again?", "is cycling a better option for now?"])
+def test_a_follow_up_that_names_nothing_of_the_knee_is_answered_in_a_knee_chat(assistant, question):
+    """Session 14: these were declined after a turn about a sore knee (the off-topic floor, 0.5);
+    in a chat whose earlier turns name the knee the floor is the middle one (0.4). Alone, with no
+    chat, the same question still meets the off-topic floor."""
+    answer = assistant.invoke({"question": question, "history": KNEE_CHAT})
+    assert answer.behavior == "answer", answer.answer
+    assert_grounded(answer)
+
+
+@pytest.mark.parametrize("question", ["what's a good film to watch?", "how do I fix a puncture on my bike?", "who is the prime minister?"])
+def test_an_unrelated_question_in_a_knee_chat_is_still_declined(assistant, question):
+    answer = assistant.invoke({"question": question, "history": KNEE_CHAT})
+    assert answer.behavior == "refuse", answer.answer
+
+
 @pytest.mark.parametrize("question,earlier", [
     ("How much pain is OK when running?", ["Do knee braces help runner's knee?"]),
     ("Which exercises help runner's knee?", ["is taping worth it?", "what about insoles?"]),
