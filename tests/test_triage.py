@@ -1252,6 +1252,44 @@ def test_an_old_story_does_not_date_a_new_red_flag(triage, embed, message, row):
     assert esc is not None and esc.rule == row, (message, esc and esc.rule)
 
 
+# Red-flag set L (session 14, a helper's, measured before it was read) missed a cold pale foot after
+# "a big hit" at rugby and read "kick my knee", a bloke who "landed on me leg" and "went down at
+# basketball" as no injury, so three emergencies got the urgent reply or none. The injury concept
+# gained those ways of saying it, and the pop concept "heard something go". These are new phrasings
+# of the same needs, written before the change: each failed before (six raised nothing at all).
+SET_L_WORDINGS = [
+    ("got a hard knock on my knee at hockey and now my foot's gone cold", "foot_circulation"),
+    ("took a whack to the knee from a cricket ball, my toes feel cold", "foot_circulation"),
+    ("a big guy landed on me in the scrum, now my foot is colder than the other one", "foot_circulation"),
+    ("a player kick my knee yesterday, now I can't put weight on it at all", "no_weight_after_injury"),
+    ("my son went down in football training an hour ago and his knee is already huge", "swelling_after_injury"),
+    ("went down during netball, knee blew up like a balloon within the hour", "swelling_after_injury"),
+    ("heard something go in my knee when I turned and it swelled up straight away", "swelling_after_injury"),
+    ("took a hit on the knee at rugby, it's locked bent and won't straighten", "locked_after_injury"),
+]
+# ... and the same words with no injury in them.
+SET_L_LOOKALIKES = [
+    "my pace took a hit after the holidays, any tips for my runner's knee?",
+    "my confidence took a big hit when my knee started aching on runs",
+    "the swelling went down in a day, knee just aches on stairs now",
+    "my mileage went down a lot this month because of my sore kneecap",
+    "I heard something about taping for runner's knee, does it work?",
+    "my dog landed on me when I was stretching lol, knee fine, just aches after runs",
+]
+
+
+@pytest.mark.parametrize("message, row", SET_L_WORDINGS)
+def test_set_l_wordings_raise_their_row(triage, embed, message, row):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
+
+
+@pytest.mark.parametrize("message", SET_L_LOOKALIKES)
+def test_set_l_lookalikes_raise_nothing(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is None, (message, esc.rule)
+
+
 def test_a_phrase_can_end_at_the_end_of_a_clause():
     from assistant.redflags import phrase_regex
 
