@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from assistant.scope import _MEDICATION
+from assistant.scope import _MEDICATION, asking_part
 from assistant.vocabulary import vocabulary
 
 MAX_QUESTIONS = 2
@@ -172,7 +172,10 @@ def read_message(text: str) -> ReadMessage:
     facts = _facts(rest)
     told = [q for q in questions if not _echoes(parts, q)]
     picked = _choose(told or questions)
-    chosen = [_OPENER.sub("", q, count=1) or q for q in picked]
+    # The asking part of each: without its opener ("quick q:") and without an aside that sets
+    # something aside ("I know you can't tell me about the pills, but is the sleeve doing anything?"
+    # searched for the pills).
+    chosen = [asking_part(_OPENER.sub("", q, count=1) or q) for q in picked]
     asked = []
     for original, q in zip(picked, chosen):
         # A question that names nothing of the knee's world ("worth seeing someone yet or just give

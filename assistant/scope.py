@@ -58,6 +58,40 @@ _JUDGES_IT = re.compile(
     r"\b(?:it|this|that|they|them)\b[^.?!]{0,20}\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it|a good thing)\b"
     r"|\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it)\b[^.?!]{0,12}\b(?:it|this|that|them)\b"
 )
+# A question that sets its medicine aside before it asks: "I know you can't tell me about the pills,
+# but is the sleeve doing anything, or is it a comfort blanket?", "leaving the pills aside, should I
+# run or rest?". What follows the aside asks; the medicine before it is part of the story (session 14:
+# "or" in such a question read as choosing between medicines, and it was refused).
+_SETS_ASIDE = re.compile(
+    r"\b(?:i know|i understand|i realise|i realize|i get that|i appreciate|i'm aware|i am aware)\b[^.?!]{0,40}?"
+    r"\b(?:cannot|can't|can not|don't|do not|won't|not allowed|not able|not your|isn't your|is not your)\b[^,.?!]*"
+    r"|\bnot your (?:area|thing|department|remit|field)\b"
+    r"|\b(?:leaving|leave|putting|put|setting|set) (?:the |my |those |these |that )?\w+(?: \w+)? (?:aside|to one side)\b"
+    r"|\b(?:apart|aside) from\b[^,]*|\bother than\b[^,]*|\bnot asking about\b[^,]*",
+    re.I,
+)
+# Where the asking starts after an aside: the next comma or "but".
+_AFTER_ASIDE = re.compile(r"(?:,\s*(?:but\s+|so\s+)?|\bbut\s+)")
+
+
+def asking_part(question: str) -> str:
+    """The part of a question after an aside that sets something aside ("I know you can't tell
+    me about the pills, but ..."); the whole question when it has none, or when too little follows."""
+    asides = list(_SETS_ASIDE.finditer(question))
+    if not asides:
+        return question
+    after = _AFTER_ASIDE.search(question, asides[-1].end())
+    rest = question[after.end():] if after else ""
+    return rest if len(rest.split()) >= 3 else question
+
+
+# ... or whether to take it ("The GP gave me naproxen. Can I take them before a run?" was answered
+# about running; session 14).
+# Not "take it easy", "take some time off", "use it or lose it". "Use it" also fits a foam roller or
+# a brace: it counts only when the message names no such thing.
+_NOT_A_DOSE = r"(?! (?:easy|easier|slow|slower|steady|gently|gentle|off|out|back|up|time|days?|weeks?|a break|a rest|or lose|further|one day|day by day|a step))"
+_TAKES_IT = re.compile(r"\b(?:take|taking|swallow|pop|popping) (?:it|them|these|those|one|two|some)\b" + _NOT_A_DOSE)
+_USES_IT = re.compile(r"\b(?:use|using) (?:it|them|these|those|some)\b" + _NOT_A_DOSE)
 # What else a question of that kind might be about, for which it is not a medicine question.
 _OTHER_SUBJECT = _WORDS["care_not_medicine"]
 _OTHER_PARTS = _WORDS["other_body_parts"]
@@ -125,13 +159,15 @@ def _names_a_part(text: str) -> bool:
 def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
     """Which refusal (if any) a message needs. `text`: the whole message; `asked`: the sentences
     that ask (`assistant.message`), all of it when None. Both normalised."""
-    questions = " ".join(asked) if asked else text
+    questions = " ".join(asking_part(q) for q in asked) if asked else asking_part(text)
     if _PROMPT_INJECTION.search(text):
         return "prompt_injection"
     if _MEDICATION.search(questions) and _ASKS_MEDICINE.search(questions):
         return "medication"
     if asked and _MEDICATION.search(text) and not _MEDICATION.search(questions) and (
-        _CHANGES_A_DOSE.search(questions) or (_JUDGES_IT.search(questions) and not _OTHER_SUBJECT.search(questions))
+        _CHANGES_A_DOSE.search(questions) or _TAKES_IT.search(questions)
+        or (_USES_IT.search(questions) and not _OTHER_SUBJECT.search(text))
+        or (_JUDGES_IT.search(questions) and not _OTHER_SUBJECT.search(questions))
     ):
         return "medication"
     if _UNRELATED_TASK.search(questions):
