@@ -101,6 +101,19 @@ def test_follow_up_uses_the_earlier_turn(assistant):
     assert not re.search(r"\bbrac", alone.answer), alone.answer
 
 
+# Session 14: a story whose own reading matches no indexed question closely, ending in a request
+# for advice, is answered from the section on what to do (the general reading leads). The first
+# was answered from prevention before; the second already passed and guards the common case.
+@pytest.mark.parametrize("message", [
+    "Been cycling to work and running at weekends; the front of my left knee aches after long drives and going down steps. Any advice?",
+    "I've been running for 3 years, built up to 30 miles a week. Since the spring my kneecaps ache on stairs and after long meetings. No injury, no swelling. What should I do?",
+])
+def test_a_story_asking_what_to_do_is_answered_from_what_to_do(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert answer.citations[0].section == "What can I do about runner's knee myself?", [c.section for c in answer.citations]
+
+
 KNEE_CHAT = [{"role": "user", "content": "the front of my knee aches after runs"},
              {"role": "assistant", "content": "Runner's knee is the everyday name for patellofemoral pain [1]."}]
 
