@@ -107,6 +107,9 @@ def test_follow_up_uses_the_earlier_turn(assistant):
 @pytest.mark.parametrize("message", [
     "Been cycling to work and running at weekends; the front of my left knee aches after long drives and going down steps. Any advice?",
     "I've been running for 3 years, built up to 30 miles a week. Since the spring my kneecaps ache on stairs and after long meetings. No injury, no swelling. What should I do?",
+    # asked for someone else (assistant/vocabulary.yaml `asks_what_to_do`): answered from a
+    # condition of children's bones before session 14
+    "my son has sore kneecaps after football training and on the stairs at school. what can he do about it?",
 ])
 def test_a_story_asking_what_to_do_is_answered_from_what_to_do(assistant, message):
     answer = assistant.invoke({"question": message, "history": []})
