@@ -426,7 +426,7 @@ def negation_sources(tokens: list[Token], clauses: list[int]) -> list[int | None
 
 _HISTORICAL = re.compile(
     r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|a few|few|many|several|some|couple of|a couple of)"
-    r" (?:years?|decades?) (?:ago|back)\b|\bwhen i was (?:a |little|young|younger|at school|in school|\d+|a kid|a child|a teen|a teenager)"
+    r" (?:years?|decades?) (?:ago|back)\b|\bwhen (?:i|he|she|my \w+|his \w+|her \w+) was (?:a |little|young|younger|at school|in school|\d+|a kid|a child|a teen|a teenager)"
     r"|\bas a (?:kid|child|teen|teenager|boy|girl)\b|\bback in (?:19|20)\d\d\b|\blast year\b|\blast season\b"
     # "in the past", but not "in the past few days" (a recent report); decades ("back in the 90s")
     r"|\bin the past\b(?! (?:\d+|few|couple|two|three|four|five|six|24|48|week|weeks|day|days|hour|hours|month|fortnight|night)\b)"
@@ -435,7 +435,8 @@ _HISTORICAL = re.compile(
     r"|\bused to\b|\bpreviously\b|\byears back\b|\bin (?:19|20)\d\d\b|\bas a youngster\b|\bwhen i was younger\b|\bin my (?:teens|twenties|20s)\b"
 )
 # Words that bring a dated clause back to the present ("it locked years ago and again now") ... but
-# not "fine now", which closes a story ("my coach fainted at a race years ago and is fine now").
+# not "fine now", which closes a story ("my coach fainted at a race years ago and is fine now"),
+# nor the "now" of an age ("when I was 14 (I'm 32 now)", "she's now 17": red-flag set L).
 # A recent moment does too: "had knee surgery 2 years ago, can't put any weight on it since I fell
 # this morning" is one clause (no subject after the comma), and its red flag was read as past and
 # missed (session 14; so was a knee swollen after a twist "yesterday" beside a repair "5 years ago").
@@ -443,7 +444,7 @@ _HISTORICAL = re.compile(
 # question after a comma as a clause of its own, were tried too: each changes the clauses the learned
 # detector trains on, and the retrained model gave three false crisis replies on the crisis sets.)
 _NOW = re.compile(r"\b(?:again|today|since then|this time|yesterday|tonight|this (?:morning|afternoon|evening|week)"
-                  r"|last (?:night|week)|right now|at the moment|just now|earlier|(?:\d+|a|an|one|two|three|a few|few|a couple of) (?:hours?|days?) ago)\b|(?<!fine )(?<!ok )(?<!okay )(?<!well )(?<!better )(?<!good )(?<!healthy )\bnow\b")
+                  r"|last (?:night|week)|right now|at the moment|just now|earlier|(?:\d+|a|an|one|two|three|a few|few|a couple of) (?:hours?|days?) ago)\b|(?<!fine )(?<!ok )(?<!okay )(?<!well )(?<!better )(?<!good )(?<!healthy )(?<![0-9] )\bnow\b(?! [0-9])(?! aged)")
 _HYPOTHETICAL = re.compile(
     r"\b(?:what if|if ever|if i ever|if you ever|if they ever|if he ever|if she ever|if it ever|if my knee ever|in case|suppose|supposing"
     r"|imagine|hypothetically|should i ever|should it ever|let's say|if someone|if somebody|if anyone|if a |if an |if your|if you"

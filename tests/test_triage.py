@@ -1252,6 +1252,32 @@ def test_an_old_story_does_not_date_a_new_red_flag(triage, embed, message, row):
     assert esc is not None and esc.rule == row, (message, esc and esc.rule)
 
 
+# An old dislocation dated by someone's age then, with their age now: the "now" of the age undid the
+# date, and "when my son was 8" was no date at all, so these got the emergency reply (set L had the
+# first kind; session 14, all three escalated before) ...
+AGE_THEN_AND_NOW = [
+    "I dislocated my kneecap skiing when I was 19 (I'm 45 now), fine since. can I start running?",
+    "when my son was 8 he dislocated his kneecap, he's 16 now and runs cross country, his knees ache on hills. what can he do?",
+    "when her brother was 12 he dislocated his kneecap, he's now 25 and it aches on stairs. is that runner's knee?",
+]
+
+
+@pytest.mark.parametrize("message", AGE_THEN_AND_NOW)
+def test_an_age_now_does_not_undo_an_old_date(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is None, (message, esc.rule)
+
+
+# ... while the same story with the sign back today still escalates.
+@pytest.mark.parametrize("message", [
+    "my kneecap dislocated when I was 14 and it's just popped out again now",
+    "I dislocated my kneecap when I was 20, I'm 35 now and today it popped out again",
+])
+def test_an_old_dislocation_that_happens_again_today_escalates(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == "deformed_knee", (message, esc and esc.rule)
+
+
 # Red-flag set L (session 14, a helper's, measured before it was read) missed a cold pale foot after
 # "a big hit" at rugby and read "kick my knee", a bloke who "landed on me leg" and "went down at
 # basketball" as no injury, so three emergencies got the urgent reply or none. The injury concept
