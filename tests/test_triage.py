@@ -1278,6 +1278,28 @@ def test_an_old_dislocation_that_happens_again_today_escalates(triage, embed, me
     assert esc is not None and esc.rule == "deformed_knee", (message, esc and esc.rule)
 
 
+# A knee that has popped for years with no injury is no injury event (set L: "It's done it for years
+# ... never been injured" got the urgent reply; session 14, the second failed before) ...
+@pytest.mark.parametrize("message", [
+    "my knees crack and pop when I squat, they've done it for years, never injured them. normal?",
+    "there's a popping sound from my kneecap on stairs, it's done it for years, no pain, never been injured",
+    "knee pops when I get up from the floor, it's been doing it for years and I've never hurt it",
+])
+def test_a_pop_for_years_without_injury_raises_nothing(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is None, (message, esc.rule)
+
+
+# ... while a pop at an injury still counts, whatever came before.
+@pytest.mark.parametrize("message", [
+    "heard a loud pop in my knee during netball and it has been giving way since, never had an injury before",
+    "I felt a pop when I twisted at football yesterday, it's done it for years but now it keeps giving way",
+])
+def test_a_pop_at_an_injury_still_escalates(triage, embed, message):
+    esc = check(triage, embed, message).escalation
+    assert esc is not None and esc.rule == "giving_way_after_injury", (message, esc and esc.rule)
+
+
 # Red-flag set L (session 14, a helper's, measured before it was read) missed a cold pale foot after
 # "a big hit" at rugby and read "kick my knee", a bloke who "landed on me leg" and "went down at
 # basketball" as no injury, so three emergencies got the urgent reply or none. The injury concept
