@@ -1203,109 +1203,24 @@ NEW_LOOKALIKES = [
 ]
 
 
-@pytest.mark.parametrize("message, row", NEW_WORDINGS)
-def test_new_wordings_raise_their_row(triage, embed, message, row):
-    esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == row and esc.level == TABLE.row(row).escalation_level, (message, esc and esc.rule)
-
-
-@pytest.mark.parametrize("message", NEW_LOOKALIKES)
-def test_new_lookalikes_raise_nothing(triage, embed, message):
-    esc = check(triage, embed, message).escalation
-    assert esc is None, (message, esc.rule)
-
-
-# Asking whether to see someone is not a red flag. The learned detector scored these as a deformed
-# knee (0.99-1.0), and its on-topic gate let them through on "someone", "bit" and "check": words of
-# the injury concept's phrases ("came down on someone's foot") and of the gaps in the signs'
-# phrases. The gate now takes a row's sign words only, without everyday words (session 14). The
-# first two and the last escalated before; the others are further phrasings of the same need.
-SEEING_SOMEONE = [
-    "should I see someone about my kneecap?",
-    "do I need someone to check my knee?",
-    "my knee has been a bit sore for a while, should I see somebody?",
-    "is it worth getting someone to look at my knee?",
-    "knee went a bit funny on my long run, nothing happened, should I see someone?",
-    "should I see someone about my knee?",
-]
-
-
-@pytest.mark.parametrize("message", SEEING_SOMEONE)
-def test_asking_whether_to_see_someone_raises_nothing(triage, embed, message):
-    esc = check(triage, embed, message).escalation
-    assert esc is None, (message, esc.rule)
-
-
-# An old story beside a new red flag in one clause (no subject after the comma): the story's date
-# made the whole clause past, and these emergencies were missed. A recent moment ("this morning",
-# "yesterday") now brings the clause back to the present (session 14; the first two failed before).
-OLD_STORY_NEW_RED_FLAG = [
+# Session 14. Each group says what was wrong and how many of its phrasings failed before the change.
+SESSION_14_WORDINGS = [
+    # An old story beside a new red flag in one clause (no subject after the comma): the story's date
+    # made the whole clause past and the emergency was missed; a recent moment ("this morning",
+    # "yesterday") now brings the clause back to the present (the first two failed before).
     ("had knee surgery 2 years ago, can't put any weight on it since I fell this morning, is that normal?", "no_weight_after_injury"),
     ("I had an ACL repair 5 years ago, twisted it at football yesterday, knee swelled up within an hour", "swelling_after_injury"),
     ("had my kneecap pinned years ago, came off my bike this afternoon and now can't bear weight on it at all", "no_weight_after_injury"),
-]
-
-
-@pytest.mark.parametrize("message, row", OLD_STORY_NEW_RED_FLAG)
-def test_an_old_story_does_not_date_a_new_red_flag(triage, embed, message, row):
-    esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
-
-
-# An old dislocation dated by someone's age then, with their age now: the "now" of the age undid the
-# date, and "when my son was 8" was no date at all, so these got the emergency reply (set L had the
-# first kind; session 14, all three escalated before) ...
-AGE_THEN_AND_NOW = [
-    "I dislocated my kneecap skiing when I was 19 (I'm 45 now), fine since. can I start running?",
-    "when my son was 8 he dislocated his kneecap, he's 16 now and runs cross country, his knees ache on hills. what can he do?",
-    "when her brother was 12 he dislocated his kneecap, he's now 25 and it aches on stairs. is that runner's knee?",
-]
-
-
-@pytest.mark.parametrize("message", AGE_THEN_AND_NOW)
-def test_an_age_now_does_not_undo_an_old_date(triage, embed, message):
-    esc = check(triage, embed, message).escalation
-    assert esc is None, (message, esc.rule)
-
-
-# ... while the same story with the sign back today still escalates.
-@pytest.mark.parametrize("message", [
-    "my kneecap dislocated when I was 14 and it's just popped out again now",
-    "I dislocated my kneecap when I was 20, I'm 35 now and today it popped out again",
-])
-def test_an_old_dislocation_that_happens_again_today_escalates(triage, embed, message):
-    esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == "deformed_knee", (message, esc and esc.rule)
-
-
-# A knee that has popped for years with no injury is no injury event (set L: "It's done it for years
-# ... never been injured" got the urgent reply; session 14, the second failed before) ...
-@pytest.mark.parametrize("message", [
-    "my knees crack and pop when I squat, they've done it for years, never injured them. normal?",
-    "there's a popping sound from my kneecap on stairs, it's done it for years, no pain, never been injured",
-    "knee pops when I get up from the floor, it's been doing it for years and I've never hurt it",
-])
-def test_a_pop_for_years_without_injury_raises_nothing(triage, embed, message):
-    esc = check(triage, embed, message).escalation
-    assert esc is None, (message, esc.rule)
-
-
-# ... while a pop at an injury still counts, whatever came before.
-@pytest.mark.parametrize("message", [
-    "heard a loud pop in my knee during netball and it has been giving way since, never had an injury before",
-    "I felt a pop when I twisted at football yesterday, it's done it for years but now it keeps giving way",
-])
-def test_a_pop_at_an_injury_still_escalates(triage, embed, message):
-    esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == "giving_way_after_injury", (message, esc and esc.rule)
-
-
-# Red-flag set L (session 14, a helper's, measured before it was read) missed a cold pale foot after
-# "a big hit" at rugby and read "kick my knee", a bloke who "landed on me leg" and "went down at
-# basketball" as no injury, so three emergencies got the urgent reply or none. The injury concept
-# gained those ways of saying it, and the pop concept "heard something go". These are new phrasings
-# of the same needs, written before the change: each failed before (six raised nothing at all).
-SET_L_WORDINGS = [
+    # An old dislocation back again today still escalates, whatever age is said with "now".
+    ("my kneecap dislocated when I was 14 and it's just popped out again now", "deformed_knee"),
+    ("I dislocated my kneecap when I was 20, I'm 35 now and today it popped out again", "deformed_knee"),
+    # A pop at an injury counts, whatever the knee did before.
+    ("heard a loud pop in my knee during netball and it has been giving way since, never had an injury before", "giving_way_after_injury"),
+    ("I felt a pop when I twisted at football yesterday, it's done it for years but now it keeps giving way", "giving_way_after_injury"),
+    # Red-flag set L (a helper's, measured before it was read) missed a cold pale foot after "a big
+    # hit" at rugby, and read "kick my knee", a bloke who "landed on me leg" and "went down at
+    # basketball" as no injury. The injury concept gained those ways of saying it, the pop concept
+    # "heard something go". All eight failed before (six raised nothing at all).
     ("got a hard knock on my knee at hockey and now my foot's gone cold", "foot_circulation"),
     ("took a whack to the knee from a cricket ball, my toes feel cold", "foot_circulation"),
     ("a big guy landed on me in the scrum, now my foot is colder than the other one", "foot_circulation"),
@@ -1315,8 +1230,28 @@ SET_L_WORDINGS = [
     ("heard something go in my knee when I turned and it swelled up straight away", "swelling_after_injury"),
     ("took a hit on the knee at rugby, it's locked bent and won't straighten", "locked_after_injury"),
 ]
-# ... and the same words with no injury in them.
-SET_L_LOOKALIKES = [
+SESSION_14_LOOKALIKES = [
+    # Asking whether to see someone: the learned detector scored these as a deformed knee (0.99-1.0)
+    # and its on-topic gate let them through on "someone", "bit", "check" (words of the injury
+    # concept's phrases and of the gaps in the signs' phrases). The gate now takes a row's sign words
+    # only, without everyday words (the first two and the last escalated before).
+    "should I see someone about my kneecap?",
+    "do I need someone to check my knee?",
+    "my knee has been a bit sore for a while, should I see somebody?",
+    "is it worth getting someone to look at my knee?",
+    "knee went a bit funny on my long run, nothing happened, should I see someone?",
+    "should I see someone about my knee?",
+    # An old dislocation dated by someone's age then, with their age now: the "now" of the age undid
+    # the date, and "when my son was 8" was no date at all (set L had the first kind; all three
+    # escalated before).
+    "I dislocated my kneecap skiing when I was 19 (I'm 45 now), fine since. can I start running?",
+    "when my son was 8 he dislocated his kneecap, he's 16 now and runs cross country, his knees ache on hills. what can he do?",
+    "when her brother was 12 he dislocated his kneecap, he's now 25 and it aches on stairs. is that runner's knee?",
+    # A knee that has popped for years with no injury is no injury event (set L; the second failed before).
+    "my knees crack and pop when I squat, they've done it for years, never injured them. normal?",
+    "there's a popping sound from my kneecap on stairs, it's done it for years, no pain, never been injured",
+    "knee pops when I get up from the floor, it's been doing it for years and I've never hurt it",
+    # Set L's new injury words, used with no injury.
     "my pace took a hit after the holidays, any tips for my runner's knee?",
     "my confidence took a big hit when my knee started aching on runs",
     "the swelling went down in a day, knee just aches on stairs now",
@@ -1326,14 +1261,14 @@ SET_L_LOOKALIKES = [
 ]
 
 
-@pytest.mark.parametrize("message, row", SET_L_WORDINGS)
-def test_set_l_wordings_raise_their_row(triage, embed, message, row):
+@pytest.mark.parametrize("message, row", NEW_WORDINGS + SESSION_14_WORDINGS)
+def test_new_wordings_raise_their_row(triage, embed, message, row):
     esc = check(triage, embed, message).escalation
-    assert esc is not None and esc.rule == row, (message, esc and esc.rule)
+    assert esc is not None and esc.rule == row and esc.level == TABLE.row(row).escalation_level, (message, esc and esc.rule)
 
 
-@pytest.mark.parametrize("message", SET_L_LOOKALIKES)
-def test_set_l_lookalikes_raise_nothing(triage, embed, message):
+@pytest.mark.parametrize("message", NEW_LOOKALIKES + SESSION_14_LOOKALIKES)
+def test_new_lookalikes_raise_nothing(triage, embed, message):
     esc = check(triage, embed, message).escalation
     assert esc is None, (message, esc.rule)
 
