@@ -158,8 +158,9 @@ def _names_a_part(text: str) -> bool:
 
 def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
     """Which refusal (if any) a message needs. `text`: the whole message; `asked`: the sentences
-    that ask (`assistant.message`), all of it when None. Both normalised."""
-    questions = " ".join(asking_part(q) for q in asked) if asked else asking_part(text)
+    that ask (`assistant.message`, which already reads each from after any aside, `asking_part`),
+    all of it when None. Both normalised."""
+    questions = " ".join(asked) if asked else asking_part(text)
     if _PROMPT_INJECTION.search(text):
         return "prompt_injection"
     if _MEDICATION.search(questions) and _ASKS_MEDICINE.search(questions):
