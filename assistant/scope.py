@@ -147,9 +147,22 @@ def _other_topic(text: str, message: str | None = None) -> bool:
         return False
     if _OTHER_CONDITIONS.search(text):
         return True
-    if _STRENGTH_WORK.search(text) and not _SYMPTOMS.search(message or text):
+    if _STRENGTH_WORK.search(text) and not _hurts_elsewhere(message or text):
         text = _TRAINED_GROUPS.sub(" ", text)  # training the hips or calves, not a problem of theirs
     return bool(_OTHER_PARTS.search(text))
+
+
+_CLAUSE = re.compile(r"[^.,;:!?\n]+")
+
+
+def _hurts_elsewhere(text: str) -> bool:
+    """A clause tells a symptom of another body part ("my hip hurts when I do the hip exercises"),
+    not of the knee: only then is a trained muscle group ("why all the hip exercises?") a problem
+    of its own. Until session 15 any symptom in the message counted, the knee's too, so "knee pain
+    at the front for a year ... am I going to need surgery, and why all the hip exercises?" was
+    declined as a question about the hip."""
+    return any(_SYMPTOMS.search(c) and _OTHER_PARTS.search(c) and not _KNEE_TOPIC.search(c)
+               for c in _CLAUSE.findall(text))
 
 
 def _names_a_part(text: str) -> bool:

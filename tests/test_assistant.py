@@ -768,6 +768,12 @@ def test_a_question_pointing_back_is_read_with_the_earlier_turn_before_abstainin
     ("I have hip pain, what exercises help?", "refuse"),  # a symptom of the hip: another body part
     ("Rolled my ankle 3 weeks ago, it feels wobbly. What ankle exercises should I do?", "refuse"),
     ("tennis elbow from work. any exercises? it's killing me", "refuse"),
+    # Session 15: a symptom of the knee does not make training the hips a hip problem ("knee pain
+    # at the front for almost a year ... why all the hip exercises?" was refused); one of the hip does.
+    ("Knee's been sore at the front since spring. Physio has me doing clams and side planks. "
+     "Will I need an operation eventually, and why all the hip exercises?", "answer"),
+    ("my kneecap aches on the stairs. why all the glute exercises?", "answer"),
+    ("sore hip after running, what hip exercises should I do?", "refuse"),
 ])
 def test_training_a_muscle_group_is_in_scope_a_problem_of_another_part_is_not(assistant, message, behavior):
     answer = assistant.invoke({"question": message, "history": []})
