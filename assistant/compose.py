@@ -289,9 +289,16 @@ class Composer:
         def compose_all(max_words: int | None) -> list[Composed]:
             # Sentences on urgent care are a last resort for a question that does not ask about
             # urgency: used only when nothing else answers it.
-            done = [self.compose_one(question, q, passages, self.floor(*topic), max_words, avoid, urgent_ok)
-                    or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(*topic), max_words, avoid, True))
-                    for question, q, passages, topic in parts]
+            done: list[Composed | None] = []
+            for question, q, passages, topic in parts:
+                # A later question is answered with what earlier paragraphs have not said: composed
+                # on its own it often chose the sentences the first paragraph already holds (two
+                # questions about one walk-run plan), and the repeat was then dropped, leaving the
+                # second question unanswered.
+                said = {text for c in done if c is not None for text, _ in c.sentences}
+                av = _AnyOf(avoid, said) if said else avoid
+                done.append(self.compose_one(question, q, passages, self.floor(*topic), max_words, av, urgent_ok)
+                            or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(*topic), max_words, av, True)))
             # Each kept with the question it answers: nothing kept is abstaining, never an empty answer.
             return [(i, c) for i, c in enumerate(done) if c is not None and c.sentences]
 
@@ -339,6 +346,16 @@ class Composer:
             for p in cited
         ]
         return "\n\n".join(paragraphs), citations
+
+
+class _AnyOf:
+    """An `avoid` that matches what a pattern matches and the sentences already said."""
+
+    def __init__(self, pattern: re.Pattern | None, said: set[str]):
+        self.pattern, self.said = pattern, said
+
+    def search(self, text: str) -> bool:
+        return text in self.said or bool(self.pattern is not None and self.pattern.search(text))
 
 
 # A sentence says again what another said when this share of the shorter one's words is in the
