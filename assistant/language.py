@@ -447,7 +447,7 @@ _NOW = re.compile(r"\b(?:again|today|since then|this time|yesterday|tonight|this
                   r"|last (?:night|week)|right now|at the moment|just now|earlier|(?:\d+|a|an|one|two|three|a few|few|a couple of) (?:hours?|days?) ago)\b|(?<!fine )(?<!ok )(?<!okay )(?<!well )(?<!better )(?<!good )(?<!healthy )(?<![0-9] )\bnow\b(?! [0-9])(?! aged)")
 _HYPOTHETICAL = re.compile(
     r"\b(?:what if|if ever|if i ever|if you ever|if they ever|if he ever|if she ever|if it ever|if my knee ever|in case|suppose|supposing"
-    r"|imagine|hypothetically|should i ever|should it ever|let's say|if someone|if somebody|if anyone|if a |if an |if your|if you"
+    r"|imagine|hypothetically|should i ever|should it ever|let's say|if someone|if someones|if somebody|if somebodys|if anyone|if a |if an |if your|if you"
     r"|what happens if|what happens when|what would happen|what do you do if|what should you do|what do people do|what should someone"
     r"|how do you know|how would i know|how do i know if|how can i tell if|how would you know|how can you tell)\b"
 )
