@@ -92,7 +92,7 @@ class Settings:
     # behaviour; records in runs/tune-3.json and runs/tune-4.json, the latter with the off-topic
     # running probes of dev probes-3); the test and real splits never fed a choice. tune-4 found one
     # more dev fact (of 536) with max_other_sentences = 2: within noise, for longer answers, so 1 stayed.
-    # Session 15 (runs/tune-20261127T233224Z.json, dev with probes-4's long stories, 635 facts): 2
+    # Session 15 (runs/tune-s15.json, dev with probes-4's long stories, 635 facts): 2
     # is the one step that passes the sign test (5 items helped, 0 hurt; 496 -> 501 facts), so 2.
     max_sentences: int = 5
     max_words: int = 120
