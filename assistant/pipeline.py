@@ -523,9 +523,11 @@ class Assistant(Runnable[dict, Answer]):
             # gimmick. Is it worth doing for runner's knee that keeps coming back?"): the passages
             # are ranked with the blend of the two, so what the question asks weighs as much as
             # the story around it (the same blend as a follow-up's). A question that does not say
-            # what it asks about ("what should I do?", "fine to keep going?") is left to its story. Measured on dev with
-            # held-out query adapters (session 15, 635 facts with the long stories of probes-4):
-            # 494 facts held, 489 without; of the 22 answers that change, 5 hold more, 1 fewer.
+            # what it asks about ("what should I do?", "fine to keep going?") is left to its story.
+            # Measured on dev with held-out query adapters (session 15, 635 facts with the long
+            # stories of probes-4): 494 facts held, 489 without; of the 22 answers that change, 5
+            # hold more, 1 fewer. The blend for the indexed questions too: 504 against 501 later
+            # in the session, but the gold run moved the other way on real (not kept).
             blend = query_vec + vectors.one(asked.question)
             query_vec = blend / np.linalg.norm(blend)
         also = what_to_do_text(asked)

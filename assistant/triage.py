@@ -43,19 +43,6 @@ from knee.models import Escalation
 # names a knee word or no body part; a concept anchored to the knee only in a sentence with an anchor word.
 _KNEE_WORDS = vocabulary().word_sets["knee_words"]
 _ANCHOR_WORDS = vocabulary().word_sets["knee_anchor_words"]
-# "it" standing for the knee the sentence before named: "I hurt my knee at netball an hour ago. it
-# looks deformed now" (session 15: the deformity was anchored to the first sentence's knee, so the
-# second raised nothing).
-_POINTING_BACK = frozenset({"it", "its", "it's"})
-
-
-def _anchored(reading, sentence: int) -> bool:
-    """The sentence names the knee, the leg or a bone, or says "it" just after a sentence that does."""
-    words = {reading.tokens[i].text for i in reading.sentence_tokens(sentence)}
-    if words & _ANCHOR_WORDS:
-        return True
-    return bool(words & _POINTING_BACK) and sentence > 0 and any(
-        reading.tokens[i].text in _ANCHOR_WORDS for i in reading.sentence_tokens(sentence - 1))
 _OTHER_PARTS = vocabulary().word_sets["other_body_part_words"]
 # Words that say nothing on their own about which red flag a clause describes: not counted as a
 # row's evidence for the learned detector (body words are everywhere in a knee chat).
@@ -135,6 +122,21 @@ class Finding:
     score: float
     mentions: list[Mention]
     unit: str = ""  # for the model: the clause or sentence that raised it
+
+
+# "it" standing for the knee the sentence before named: "I hurt my knee at netball an hour ago. it
+# looks deformed now" (session 15: the deformity was anchored to the first sentence's knee, so the
+# second raised nothing).
+_POINTING_BACK = frozenset({"it", "its", "it's"})
+
+
+def _anchored(reading: Reading, sentence: int) -> bool:
+    """The sentence names the knee, the leg or a bone, or says "it" just after a sentence that does."""
+    words = {reading.tokens[i].text for i in reading.sentence_tokens(sentence)}
+    if words & _ANCHOR_WORDS:
+        return True
+    return bool(words & _POINTING_BACK) and sentence > 0 and any(
+        reading.tokens[i].text in _ANCHOR_WORDS for i in reading.sentence_tokens(sentence - 1))
 
 
 @dataclass
