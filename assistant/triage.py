@@ -139,6 +139,21 @@ def _anchored(reading: Reading, sentence: int) -> bool:
         reading.tokens[i].text in _ANCHOR_WORDS for i in reading.sentence_tokens(sentence - 1))
 
 
+# "back" is a body part after "my", "lower", "sore" ("my back hurts"), not in "won't go back in" or
+# "back to running" (session 15: "landed on my kneecap. it's moved to the side and won't go back"
+# raised nothing: its clause seemed to name the back, not the knee).
+_BACK_AS_PART = frozenset("my his her their your our the a lower upper bad sore stiff achy aching".split())
+
+
+def _names_other_part(reading: Reading, clause_tokens: list[int]) -> bool:
+    """The clause names a body part other than the knee ("back" only as the back)."""
+    for i in clause_tokens:
+        text = reading.tokens[i].text
+        if text in _OTHER_PARTS and (text != "back" or (i > 0 and reading.tokens[i - 1].text in _BACK_AS_PART)):
+            return True
+    return False
+
+
 @dataclass
 class TriageResult:
     escalation: Escalation | None = None
@@ -280,7 +295,8 @@ class Triage:
                 clause_words = clause_words_of.get(clause)
                 if clause_words is None:
                     clause_words = clause_words_of[clause] = {reading.tokens[i].text for i in clause_tokens}
-                if concept.knee_only and clause_words & _OTHER_PARTS and not clause_words & _KNEE_WORDS:
+                if (concept.knee_only and clause_words & _OTHER_PARTS and not clause_words & _KNEE_WORDS
+                        and _names_other_part(reading, clause_tokens)):
                     continue
                 if concept.anchor and not _anchored(reading, sentence):
                     continue

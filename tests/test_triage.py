@@ -1281,6 +1281,9 @@ SESSION_15_WORDINGS = [
     ("my sons knee got twisted under him in judo. its at a funny angle now and he's screaming", "deformed_knee"),
     ("Fell off the ladder onto my knee. It doesn't look like the other one anymore, there's a weird step in it", "deformed_knee"),
     ("landed badly on my kneecap skating. it's moved to the side", "deformed_knee"),
+    # "back" in "won't go back" is no body part: its clause was read as about the back (both failed before).
+    ("landed badly on my kneecap skating. it's moved to the side and won't go back", "deformed_knee"),
+    ("hurt my knee at judo, it looks deformed and won't go back to normal", "deformed_knee"),
     # Red-flag set M (a helper's, measured before it was read): weight loss as people say it, and a
     # growing lump with night pain at any age (all five failed before).
     ("knee aches every night in bed lately and my jeans are hanging off me, I'm down nearly a stone and I'm not dieting",
@@ -1310,6 +1313,7 @@ SESSION_15_LOOKALIKES = [
     "couldn't put any weight on the leg press machine today without knee ache, should I skip it?",
     "can't put much weight on the squat bar yet because my knee aches at the front, how do I progress?",
     "random q - if someones kneecap dislocated in a race could they keep running on it? just curious",
+    "I dislocated my shoulder years ago and it popped out again today, will it affect my running? knee is fine",
     # ... and the idiom stays one.
     "been banging my head against the wall trying to fix my cadence, any tips?",
     "smashing my head against a brick wall with this knee, nothing works. what else can I try?",
