@@ -962,3 +962,23 @@ def test_a_story_asking_what_to_do_gets_the_self_management_answer_unless_it_is_
     answer = assistant.invoke({"question": message, "history": []})
     assert answer.behavior == "answer", answer.answer
     assert section in answer.citations[0].section or section in answer.answer, (message, [c.section for c in answer.citations], answer.answer)
+
+
+# Session 15: a knee sleeve is a soft knee brace (vocabulary.yaml, abbreviations); a question that
+# points back ("is it actually helping ...?") is read with the story's facts (assistant/message.py).
+@pytest.mark.parametrize("message", [
+    "my physio says I don't need the neoprene sleeve I run in, is she right?",
+    "I wear a sleeve on every run because it feels supportive. Is it actually helping my runners knee or should I ditch it?",
+])
+def test_a_knee_sleeve_is_answered_from_the_bracing_passages(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer" and any("brac" in c.section.lower() for c in answer.citations), (
+        answer.answer, [c.section for c in answer.citations])
+
+
+def test_a_second_question_on_the_same_plan_gets_a_paragraph_of_its_own(assistant):
+    # Composed on its own, the second question chose the first paragraph's sentences, which were
+    # then dropped as repeats: it went unanswered (assistant/compose.py, compose_many).
+    answer = assistant.invoke({"question": "How many times should I repeat each walk-run phase, and what should stop me "
+                                           "moving on to the next?", "history": []})
+    assert answer.behavior == "answer" and len(answer.answer.split("\n\n")) >= 2, answer.answer
