@@ -20,7 +20,7 @@ from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.language import english_share
 from assistant.message import read_message, says_what_it_asks
 from assistant.redflags import CONTEXT_CONCEPTS
-from assistant.retrieve import HybridRetriever, KnowledgeIndex
+from assistant.retrieve import NAMED_AS_INDEXED as named_as_indexed, HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
 from assistant.triage import Triage, escalation_markdown
 from assistant.vocabulary import vocabulary
@@ -359,12 +359,12 @@ class Assistant(Runnable[dict, Answer]):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = open_store(settings, create=False)
-        self.index = KnowledgeIndex(self.store, settings)
         # Questions are embedded with the NumPy port of the model (knee.encoder): the same vectors
         # as the sentence-transformers model that embedded the knowledge base, without its imports.
-        self.embeddings = self.store.embeddings  # the LangChain embeddings of the store (ingest side)
         self.encoder = get_encoder(settings.model_path)
         self._embed = self.encoder.encode
+        self.index = KnowledgeIndex(self.store, settings, embed=self._embed)
+        self.embeddings = self.store.embeddings  # the LangChain embeddings of the store (ingest side)
         self._shared_vectors = SharedVectors()
         try:
             adapter = load_query_adapter(settings.query_adapter_path, self.encoder.dimension)
@@ -420,7 +420,8 @@ class Assistant(Runnable[dict, Answer]):
             # into triage's pass (they are wasted only when triage escalates).
             read = read_message(text)
             searches = [search_texts(asked, earlier, s.history_turns) for asked in read.asked]
-            vectors.expect([t for pair in searches for t in pair] + [t for t in map(what_to_do_text, read.asked) if t])
+            vectors.expect([t for pair in searches for t in pair] + [named_as_indexed(index) for _, index in searches]
+                           + [t for t in map(what_to_do_text, read.asked) if t])
         verdict = self.triage.check(triage_text(text), earlier, embed=vectors.many)
         timings["triage"] = (time.perf_counter() - t0) * 1000
         if verdict.escalation:
@@ -507,7 +508,17 @@ class Assistant(Runnable[dict, Answer]):
         passages best first). `query`, `index_text`: `search_texts` of the question. Raises
         StoreError when the store cannot be read."""
         t1 = time.perf_counter()
-        q_vec = vectors.one(index_text)
+        # A question naming the condition otherwise than "runner's knee" ("which activities
+        # typically provoke patellofemoral pain?") is matched against the question index with one
+        # name on both sides (`named_as_indexed`, `KnowledgeIndex.question_hits`): the embedding
+        # model weighs the name more than what is asked, and it matched "what is patellofemoral
+        # pain?" before "what activities aggravate runner's knee?". Any other question is matched
+        # as asked: renaming every indexed question made questions saying "runner's knee" match
+        # the renamed ones by the name ("... run-walk ratio for runner's knee?" got "how much knee
+        # pain in general practice is patellofemoral pain?").
+        named = named_as_indexed(index_text)
+        renamed = named != index_text
+        q_vec = vectors.one(named)
         query_vec = vectors.one(query)
         if query != without_negated(asked.query):
             # A follow-up: search and rank with the blend of the question and the question with
@@ -518,6 +529,7 @@ class Assistant(Runnable[dict, Answer]):
             # unblended query 408.
             blend = query_vec + vectors.one(asked.question)
             query_vec = q_vec = blend / np.linalg.norm(blend)
+            renamed = False
         elif asked.query != asked.question and says_what_it_asks(asked.question):
             # A question read with its story's facts ("... my wife thinks gait analysis is a
             # gimmick. Is it worth doing for runner's knee that keeps coming back?"): the passages
@@ -536,7 +548,8 @@ class Assistant(Runnable[dict, Answer]):
         timings["embed"] = timings.get("embed", 0.0) + (time.perf_counter() - t1) * 1000
         t2 = time.perf_counter()
         try:
-            passages = self.retriever.search(query, k=k, query_vector=query_vec, question_vector=q_vec, timings=timings)
+            passages = self.retriever.search(query, k=k, query_vector=query_vec, question_vector=q_vec, timings=timings,
+                                             renamed=renamed)
         except StoreError:
             raise
         except Exception as exc:

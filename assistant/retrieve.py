@@ -49,6 +49,10 @@ CACHE_CHUNKS = 20000
 # ~0.5 s for 4,252; a larger question index is queried in Chroma as before.
 PRELOAD_QUESTIONS = 5000
 
+# The condition named one way, as most indexed questions name it (assistant/vocabulary.yaml,
+# `condition_names`): both the asked question and the indexed ones are matched so.
+NAMED_AS_INDEXED = vocabulary().with_condition_name
+
 # Question words that the corpus says in other words: added to the lexical side of retrieval and
 # of sentence ranking.
 EXPANSIONS = tuple((synonym.when, synonym.add) for synonym in vocabulary().synonyms)  # assistant/vocabulary.yaml
@@ -78,8 +82,12 @@ class KnowledgeIndex:
     """The committed knowledge base: the manifest, the sparse index, and chunk texts and sentence
     vectors fetched from the store as needed."""
 
-    def __init__(self, store: Store, settings: Settings):
+    def __init__(self, store: Store, settings: Settings, embed: Any = None):
+        """`embed`: list[str] -> normalised vectors, the query side's encoder; with it, indexed
+        questions that name the condition otherwise are matched as the articles name it
+        (`_load_questions`)."""
         self.store = store
+        self._embed = embed
         self.settings = settings
         self.manifest = Manifest(settings.manifest_path)
         self.entries = self.manifest.entries()
@@ -106,6 +114,7 @@ class KnowledgeIndex:
             self.banks_for([p.key for p in self.passages_by_id(chunk_ids)])
         self._question_rows: list[QuestionHit] | None = None  # the preloaded question index (similarity unset)
         self._question_matrix: np.ndarray | None = None
+        self._question_matrix_named: np.ndarray | None = None  # `_load_questions`
         if self.questions.count() <= PRELOAD_QUESTIONS:
             self._load_questions()
 
@@ -208,6 +217,17 @@ class KnowledgeIndex:
         matrix = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         self._question_matrix = matrix / np.where(norms == 0, 1.0, norms)
+        # The index as a question that names the condition otherwise is matched with
+        # (`question_hits`, renamed): each indexed question naming it otherwise ("what is the
+        # incidence of patellofemoral pain?") as the articles name it. Embedded here, not at
+        # ingest, so a store built before needs no rebuild: 61 of 860 questions, about 0.2 s at start.
+        self._question_matrix_named = self._question_matrix
+        renamed = [(i, NAMED_AS_INDEXED(r.question)) for i, r in enumerate(rows)]
+        renamed = [(i, t) for i, t in renamed if t != rows[i].question]
+        if renamed and self._embed is not None:
+            named = self._question_matrix.copy()
+            named[[i for i, _ in renamed]] = self._embed([t for _, t in renamed])
+            self._question_matrix_named = named
 
     def indexed_questions(self) -> tuple[list[QuestionHit], np.ndarray]:
         """Every indexed question of a committed chunk (similarity unset) and its normalised
@@ -216,13 +236,17 @@ class KnowledgeIndex:
             self._load_questions()
         return self._question_rows, self._question_matrix
 
-    def question_hits(self, vector: np.ndarray, n: int) -> list[QuestionHit]:
-        """The indexed questions nearest to the asked one (committed chunks only), nearest first."""
+    def question_hits(self, vector: np.ndarray, n: int, renamed: bool = False) -> list[QuestionHit]:
+        """The indexed questions nearest to the asked one (committed chunks only), nearest first.
+        `renamed`: the asked question names the condition as the articles do in place of another
+        name (assistant/pipeline.py, `named_as_indexed`), and is matched against the indexed
+        questions named so too."""
         if self._question_matrix is not None and self._question_rows is not None:
             if not self._question_rows:
                 return []
             v = np.asarray(vector, dtype=np.float32)
-            sims = self._question_matrix @ (v / (np.linalg.norm(v) or 1.0))
+            matrix = self._question_matrix_named if renamed else self._question_matrix
+            sims = matrix @ (v / (np.linalg.norm(v) or 1.0))
             top = np.argsort(-sims, kind="stable")[:n]  # ties: the question id's order (stable, as loaded)
             return [replace(self._question_rows[i], similarity=float(sims[i])) for i in top]
         got = self.questions.query(query_embeddings=[vector.tolist()], n_results=n, include=["documents", "metadatas", "distances"])
@@ -278,13 +302,14 @@ class HybridRetriever(BaseRetriever):
         ]
 
     def ranked_lists(self, query: str, vector: np.ndarray, audience: str | None = None, topic: str | None = None,
-                     timings: dict | None = None, question_vector: np.ndarray | None = None,
+                     timings: dict | None = None, question_vector: np.ndarray | None = None, renamed: bool = False,
                      ) -> tuple[list[str], list[str], list[QuestionHit], dict[str, float], QuestionHit | None]:
         """(dense ids, sparse ids, question hits, dense cosine by id, the leading question hit),
         each list best first. `question_vector`: one vector, or several readings of the question
         (rows, the message's own first); the leading hit is the nearest indexed question to the
         message's own reading (to the second reading's when the own one is not close enough to
-        lead), the one that may bring its section first (`search`)."""
+        lead), the one that may bring its section first (`search`); `renamed`: the own reading
+        names the condition as the articles do in place of another name (`question_hits`)."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         t0 = time.perf_counter()
@@ -298,8 +323,8 @@ class HybridRetriever(BaseRetriever):
         sparse_ids = [cid for cid, _ in index.sparse.top(tokenize(expand_query(query)), s.bm25_k, mask)]
         t2 = time.perf_counter()
         rows = np.atleast_2d(vector if question_vector is None else np.asarray(question_vector))
-        readings = [[h for h in index.question_hits(row, s.question_k) if index.allowed(h.chunk_id, audience, topic)]
-                    for row in rows]
+        readings = [[h for h in index.question_hits(row, s.question_k, renamed and i == 0) if index.allowed(h.chunk_id, audience, topic)]
+                    for i, row in enumerate(rows)]
         hits = readings[0]
         if len(readings) > 1:
             # Several readings of one question (assistant/pipeline.py, `what_to_do_text`): each
@@ -334,11 +359,12 @@ class HybridRetriever(BaseRetriever):
         query_vector: np.ndarray | None = None,
         timings: dict | None = None,
         question_vector: np.ndarray | None = None,
+        renamed: bool = False,
     ) -> list[Passage]:
         """The k best passages. `query_vector`: the query's embedding (computed when None);
         `question_vector`: the bare question's, for the question index (default: the query's), or
         several (rows: the first is the message's own reading), each indexed question then
-        matched by its best."""
+        matched by its best; `renamed`: see `ranked_lists`."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         k = k or s.passages_k
@@ -346,7 +372,8 @@ class HybridRetriever(BaseRetriever):
         if query_vector is None:
             query_vector = self.embed_query(query)
         t1 = time.perf_counter()
-        dense_ids, sparse_ids, hits, cosine, leading = self.ranked_lists(query, query_vector, audience, topic, timings, question_vector)
+        dense_ids, sparse_ids, hits, cosine, leading = self.ranked_lists(query, query_vector, audience, topic, timings, question_vector,
+                                                                        renamed)
         t2 = time.perf_counter()
         question_ids = list(dict.fromkeys(h.chunk_id for h in hits))
         best_question = {}

@@ -129,6 +129,18 @@ class Vocabulary:
     places: tuple[Place, ...] = ()
     story_notes: tuple[StoryNote, ...] = ()
     quantities: tuple[Quantity, ...] = ()
+    condition_name: str | None = None  # `condition_names:` in the vocabulary file
+    other_condition_names: re.Pattern[str] | None = None
+
+    def with_condition_name(self, text: str) -> str:
+        """The text with the condition's other names replaced by the knowledge base's own
+        ("which activities provoke patellofemoral pain?" -> "... provoke runner's knee?"); a name
+        spelled out beside its abbreviation ("PFP (patellofemoral pain)") becomes the name once."""
+        if self.other_condition_names is None or self.condition_name is None:
+            return text
+        name = self.condition_name
+        named = self.other_condition_names.sub(name, text)
+        return re.sub(rf"\b{re.escape(name)} \({re.escape(name)}\)", name, named, flags=re.I)
 
     def quantities_asked(self, question: str) -> list[Quantity]:
         """The amounts a question asks for, in the order of `quantities:`."""
@@ -204,9 +216,18 @@ def parse_vocabulary(data: Any) -> Vocabulary:
             raise VocabularyError(f"abbreviation {abbr!r}: expected `ABBR: its meaning in words`")
         abbreviations.append(Abbreviation(re.compile(rf"\b{re.escape(abbr)}\b", re.I), meaning.strip()))
     places = _parse_places(data.get("places") or {})
+    names = data.get("condition_names")
+    if names is not None and not (isinstance(names, dict) and isinstance(names.get("name"), str) and names["name"].strip()
+                                  and isinstance(names.get("others"), list) and names["others"]):
+        raise VocabularyError("condition_names: expected `name:` (the articles' name) and `others:` (a list of terms)")
+    try:
+        others = compile_terms(names["others"]) if names else None
+    except VocabularyError as exc:
+        raise VocabularyError(f"condition_names: {exc}") from None
     return Vocabulary(lists=lists, synonyms=tuple(synonyms), word_sets=word_sets, abbreviations=tuple(abbreviations),
                       places=places, story_notes=_parse_story_notes(data.get("story_notes") or {}),
-                      quantities=_parse_quantities(data.get("quantities") or {}))
+                      quantities=_parse_quantities(data.get("quantities") or {}),
+                      condition_name=names["name"].strip() if names else None, other_condition_names=others)
 
 
 def _parse_quantities(spec: Any) -> tuple[Quantity, ...]:

@@ -982,3 +982,20 @@ def test_a_second_question_on_the_same_plan_gets_a_paragraph_of_its_own(assistan
     answer = assistant.invoke({"question": "How many times should I repeat each walk-run phase, and what should stop me "
                                            "moving on to the next?", "history": []})
     assert answer.behavior == "answer" and len(answer.answer.split("\n\n")) >= 2, answer.answer
+
+
+# Session 16: a question naming the condition "patellofemoral pain" (or PFP, PFPS) matched the
+# indexed questions by the name ("what is patellofemoral pain?", "how much does patellofemoral pain
+# affect sports participation?") more than by what it asks; the question index is now matched with
+# the condition named one way on both sides (vocabulary.yaml `condition_names`). Each of these was
+# answered from another section before.
+@pytest.mark.parametrize("message, section", [
+    ("Which activities typically make patellofemoral pain worse?", "Activities that bring on the pain"),
+    ("what aggravates PFPS", "Activities that bring on the pain"),
+    ("Does PFP go away on its own?", "go away"),
+    ("is patellofemoral pain syndrome permanent?", "often lasts"),
+])
+def test_a_question_naming_patellofemoral_pain_is_answered_from_what_it_asks(assistant, message, section):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert section in answer.citations[0].section, (message, [c.section for c in answer.citations], answer.answer)

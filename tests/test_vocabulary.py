@@ -190,3 +190,24 @@ def test_a_damaged_quantity_is_refused():
     data["quantities"] = {"sets": {"asks": ["how many sets"]}}
     with pytest.raises(VocabularyError, match="quantity 'sets'"):
         parse_vocabulary(data)
+
+
+def test_the_condition_is_named_as_the_articles_name_it():
+    v = vocabulary()
+    assert v.with_condition_name("Which activities typically provoke patellofemoral pain?") == \
+        "Which activities typically provoke runner's knee?"
+    assert v.with_condition_name(v.spell_out("is PFPS permanent?")) == "is runner's knee permanent?"
+    assert v.with_condition_name("patellofemoral pain syndrome in teenagers") == "runner's knee in teenagers"
+    # other names of the joint are left alone: only the condition's names change
+    assert v.with_condition_name("what is the patellofemoral joint?") == "what is the patellofemoral joint?"
+
+
+@pytest.mark.parametrize("data", [
+    {"name": "runner's knee"},
+    {"name": "", "others": ["pfp"]},
+    {"name": "runner's knee", "others": ["kn(ee"]},
+])
+def test_damaged_condition_names_are_refused(data):
+    good = yaml.safe_load(VOCABULARY_PATH.read_text(encoding="utf-8"))
+    with pytest.raises(VocabularyError, match="condition_names"):
+        parse_vocabulary({**good, "condition_names": data})
