@@ -56,6 +56,9 @@ _REQUEST = re.compile(
 # what was tried. Words of runner's knee as people tell it.
 _FACT_WORDS = vocabulary()["story_facts"]  # assistant/vocabulary.yaml
 _KNEE_WORLD = vocabulary()["knee_world"]
+_NAMES_THE_KNEE = vocabulary()["knee"]
+# What a question asks about when its story names only the knee (`read_message`).
+STORY_SUBJECT = "(runner's knee)"
 _SPELL_OUT = vocabulary().spell_out  # abbreviations the embedding model does not know
 _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
@@ -190,6 +193,14 @@ def read_message(text: str) -> ReadMessage:
         if original in leans_on:
             before, needs_facts = leans_on[original], True
         extra = ([before] if before else []) + [f for f in facts if not before or f not in before]
+        if needs_facts and not extra and len(content_words(q)) < VAGUE_QUESTION_WORDS and _NAMES_THE_KNEE.search(" ".join(rest)):
+            # A question too short to say what it asks about, after a story that told nothing to
+            # search with but its knee and a medicine ("been on co-codamol for my knee but it
+            # makes me drowsy. what does the research say I should do first?"): it asks about the
+            # knee, as a pronoun-only question does (assistant/pipeline.py, `search_texts`). Alone
+            # it matched nothing and was declined. A question that says what it asks ("what
+            # should I eat the night before a race?") is left to the relevance floor.
+            extra = [STORY_SUBJECT]
         query = " ".join([q] + extra) if needs_facts and extra else q
         asked.append(Asked(_SPELL_OUT(q), _SPELL_OUT(query)))
     return ReadMessage(asked, facts, max(0, len(told or questions) - len(chosen)), story)

@@ -55,8 +55,16 @@ _CHANGES_A_DOSE = re.compile(
     r"|\b(?:take|have) (?:more|another|an extra|extra|a second|a double)\b|\b(?:two|three|four|2|3|4) (?:times|tablets|pills)\b"
 )
 _JUDGES_IT = re.compile(
-    r"\b(?:it|this|that|they|them)\b[^.?!]{0,20}\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it|a good thing)\b"
+    r"\b(?:it|this|that|they|them)\b[^.?!]{0,20}\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it|a good thing|wise|sensible)\b"
     r"|\b(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it)\b[^.?!]{0,12}\b(?:it|this|that|them)\b"
+)
+# ... or a question that is only a judgement, with no subject of its own ("Thinking about a steroid
+# jab in my knee so I can run the London marathon next month. Good idea?", "Worth it?", "Sensible?"):
+# it judges what the story tells (session 16: such questions were answered with exercise therapy,
+# or declined only because nothing matched them).
+_ONLY_A_JUDGEMENT = re.compile(
+    r"^\W*(?:(?:is|would|will) (?:it|this|that) (?:be )?)?(?:a |an )?"
+    r"(?:good idea|bad idea|dangerous|safe|risky|harmful|worth it|wise|sensible|advisable|a good plan|ok|okay)(?: or not)?\W*$"
 )
 # A question that sets its medicine aside before it asks: "I know you can't tell me about the pills,
 # but is the sleeve doing anything, or is it a comfort blanket?", "leaving the pills aside, should I
@@ -165,6 +173,15 @@ def _hurts_elsewhere(text: str) -> bool:
                for c in _CLAUSE.findall(text))
 
 
+def _other_care(text: str) -> bool:
+    """The message names care other than a medicine (a brace, exercises, ice ...) that a bare
+    judgement ("Good idea?") may be about. Running and the physio who suggested something are
+    the story's setting, not what is judged ("My physio mentioned a cortisone injection before my
+    half. Worth it?")."""
+    return bool(_STRENGTH_WORK.search(text)) or any(
+        not (w.lower() in ("run", "running") or w.lower().startswith("physio")) for w in _OTHER_SUBJECT.findall(text))
+
+
 def _names_a_part(text: str) -> bool:
     return bool(_KNEE_TOPIC.search(text) or _OTHER_PARTS.search(text) or _OTHER_CONDITIONS.search(text))
 
@@ -182,6 +199,7 @@ def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
         _CHANGES_A_DOSE.search(questions) or _TAKES_IT.search(questions)
         or (_USES_IT.search(questions) and not _OTHER_SUBJECT.search(text))
         or (_JUDGES_IT.search(questions) and not _OTHER_SUBJECT.search(questions))
+        or (any(_ONLY_A_JUDGEMENT.search(q) for q in asked) and not _other_care(text))
     ):
         return "medication"
     if _UNRELATED_TASK.search(questions):
