@@ -483,9 +483,10 @@ class Assistant(Runnable[dict, Answer]):
         # subject is "it"), and then the last turns a follow-up may draw on. In a chat about a sore
         # knee, "should I rest or keep training?" names nothing of the knee and was declined.
         recent = " ".join(earlier[-self.settings.history_turns:]) if earlier else ""
+        places = frozenset(_VOCABULARY.places_in(text))
         parts = []
         for asked, (query, index_text) in zip(read.asked, searches):
-            query_vec, passages = self._search_asked(asked, query, index_text, vectors, timings)
+            query_vec, passages = self._search_asked(asked, query, index_text, vectors, timings, places=places)
             ranked_with = asked.question if query == asked.question else query
             parts.append((ranked_with, query_vec, passages, (f"{query} {text}", recent)))
         avoid, place_note, story_notes = notes
@@ -503,10 +504,11 @@ class Assistant(Runnable[dict, Answer]):
         return composed
 
     def _search_asked(self, asked, query: str, index_text: str, vectors: VectorCache, timings: dict[str, float],
-                      k: int | None = None):
+                      k: int | None = None, places: frozenset[str] = frozenset()):
         """One question's search, as answering does it: (the vector it is ranked with, the
-        passages best first). `query`, `index_text`: `search_texts` of the question. Raises
-        StoreError when the store cannot be read."""
+        passages best first). `query`, `index_text`: `search_texts` of the question; `places`:
+        where the message says it hurts (assistant/vocabulary.yaml `places:`). Raises StoreError
+        when the store cannot be read."""
         t1 = time.perf_counter()
         # A question naming the condition otherwise than "runner's knee" ("which activities
         # typically provoke patellofemoral pain?") is matched against the question index with one
@@ -549,7 +551,7 @@ class Assistant(Runnable[dict, Answer]):
         t2 = time.perf_counter()
         try:
             passages = self.retriever.search(query, k=k, query_vector=query_vec, question_vector=q_vec, timings=timings,
-                                             renamed=renamed)
+                                             renamed=renamed, places=places)
         except StoreError:
             raise
         except Exception as exc:
@@ -569,7 +571,8 @@ class Assistant(Runnable[dict, Answer]):
         earlier = user_turns(history, s.history_max_turns, s.max_question_chars)
         read = read_message(text[: s.max_question_chars])
         vectors = VectorCache(self._embed, self._shared_vectors)
-        return [self._search_asked(asked, *search_texts(asked, earlier, s.history_turns), vectors, {}, k=k)[1]
+        places = frozenset(_VOCABULARY.places_in(text))
+        return [self._search_asked(asked, *search_texts(asked, earlier, s.history_turns), vectors, {}, k=k, places=places)[1]
                 for asked in read.asked]
 
     def _places(self, text: str, vectors: VectorCache, timings: dict[str, float]):

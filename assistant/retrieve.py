@@ -52,6 +52,7 @@ PRELOAD_QUESTIONS = 5000
 # The condition named one way, as most indexed questions name it (assistant/vocabulary.yaml,
 # `condition_names`): both the asked question and the indexed ones are matched so.
 NAMED_AS_INDEXED = vocabulary().with_condition_name
+_VOCABULARY = vocabulary()
 
 # Question words that the corpus says in other words: added to the lexical side of retrieval and
 # of sentence ranking.
@@ -115,6 +116,7 @@ class KnowledgeIndex:
         self._question_rows: list[QuestionHit] | None = None  # the preloaded question index (similarity unset)
         self._question_matrix: np.ndarray | None = None
         self._question_matrix_named: np.ndarray | None = None  # `_load_questions`
+        self._places_asked: dict[str, frozenset[str]] = {}  # where each indexed question places the pain (`elsewhere`)
         if self.questions.count() <= PRELOAD_QUESTIONS:
             self._load_questions()
 
@@ -229,6 +231,16 @@ class KnowledgeIndex:
             named[[i for i, _ in renamed]] = self._embed([t for _, t in renamed])
             self._question_matrix_named = named
 
+    def elsewhere(self, hit: QuestionHit, places: frozenset[str]) -> bool:
+        """The indexed question places the pain (assistant/vocabulary.yaml `places:`), and in
+        none of `places`, where the message places it (nowhere: nothing is elsewhere)."""
+        if not places:
+            return False
+        if hit.question not in self._places_asked:
+            self._places_asked[hit.question] = frozenset(_VOCABULARY.places_in(hit.question))
+        named = self._places_asked[hit.question]
+        return bool(named) and not named & places
+
     def indexed_questions(self) -> tuple[list[QuestionHit], np.ndarray]:
         """Every indexed question of a committed chunk (similarity unset) and its normalised
         vector, in id order, however large the index (fetched now when it was not preloaded)."""
@@ -303,13 +315,18 @@ class HybridRetriever(BaseRetriever):
 
     def ranked_lists(self, query: str, vector: np.ndarray, audience: str | None = None, topic: str | None = None,
                      timings: dict | None = None, question_vector: np.ndarray | None = None, renamed: bool = False,
+                     places: frozenset[str] = frozenset(),
                      ) -> tuple[list[str], list[str], list[QuestionHit], dict[str, float], QuestionHit | None]:
         """(dense ids, sparse ids, question hits, dense cosine by id, the leading question hit),
         each list best first. `question_vector`: one vector, or several readings of the question
         (rows, the message's own first); the leading hit is the nearest indexed question to the
         message's own reading (to the second reading's when the own one is not close enough to
         lead), the one that may bring its section first (`search`); `renamed`: the own reading
-        names the condition as the articles do in place of another name (`question_hits`)."""
+        names the condition as the articles do in place of another name (`question_hits`);
+        `places`: where the message says it hurts: an indexed question about pain in another
+        place ("the pain is on the outside of my knee, is that runner's knee?") is not a match for
+        "my knee hurts at the front when I walk downhill. could it be runner's knee?", which it
+        led before (session 16)."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         t0 = time.perf_counter()
@@ -323,7 +340,8 @@ class HybridRetriever(BaseRetriever):
         sparse_ids = [cid for cid, _ in index.sparse.top(tokenize(expand_query(query)), s.bm25_k, mask)]
         t2 = time.perf_counter()
         rows = np.atleast_2d(vector if question_vector is None else np.asarray(question_vector))
-        readings = [[h for h in index.question_hits(row, s.question_k, renamed and i == 0) if index.allowed(h.chunk_id, audience, topic)]
+        readings = [[h for h in index.question_hits(row, s.question_k, renamed and i == 0)
+                     if index.allowed(h.chunk_id, audience, topic) and not index.elsewhere(h, places)]
                     for i, row in enumerate(rows)]
         hits = readings[0]
         if len(readings) > 1:
@@ -360,11 +378,12 @@ class HybridRetriever(BaseRetriever):
         timings: dict | None = None,
         question_vector: np.ndarray | None = None,
         renamed: bool = False,
+        places: frozenset[str] = frozenset(),
     ) -> list[Passage]:
         """The k best passages. `query_vector`: the query's embedding (computed when None);
         `question_vector`: the bare question's, for the question index (default: the query's), or
         several (rows: the first is the message's own reading), each indexed question then
-        matched by its best; `renamed`: see `ranked_lists`."""
+        matched by its best; `renamed`, `places`: see `ranked_lists`."""
         s: Settings = self.settings
         index: KnowledgeIndex = self.index
         k = k or s.passages_k
@@ -373,7 +392,7 @@ class HybridRetriever(BaseRetriever):
             query_vector = self.embed_query(query)
         t1 = time.perf_counter()
         dense_ids, sparse_ids, hits, cosine, leading = self.ranked_lists(query, query_vector, audience, topic, timings, question_vector,
-                                                                        renamed)
+                                                                        renamed, places)
         t2 = time.perf_counter()
         question_ids = list(dict.fromkeys(h.chunk_id for h in hits))
         best_question = {}

@@ -1031,3 +1031,18 @@ def test_a_bare_judgement_of_a_medicine_in_the_story_is_a_medicine_question(assi
 def test_a_bare_judgement_of_other_care_is_answered(assistant):
     answer = assistant.invoke({"question": "My physio suggested a knee brace for my long runs. Good idea?", "history": []})
     assert answer.behavior == "answer" and any("brac" in c.section.lower() for c in answer.citations), answer.answer
+
+
+# Session 16: pain placed at the front matched the indexed question "the pain is on the outside of
+# my knee, is that runner's knee?" and was answered with ITB syndrome (outer side). An indexed
+# question placing the pain elsewhere than the message does no longer matches. The first two were
+# answered from ITB syndrome before; pain on the outside still is.
+@pytest.mark.parametrize("message, itb", [
+    ("my knee hurts at the front when I walk downhill. could it be runner's knee?", False),
+    ("Sore at the front of my knee after long runs, especially on descents. Is that runner's knee?", False),
+    ("the pain is on the outside of my knee when I run downhill, is that runner's knee?", True),
+])
+def test_an_indexed_question_about_pain_elsewhere_does_not_lead(assistant, message, itb):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert ("ITB" in answer.citations[0].section) is itb, (message, [c.section for c in answer.citations])
