@@ -1035,11 +1035,14 @@ def test_a_bare_judgement_of_other_care_is_answered(assistant):
 
 # Session 16: pain placed at the front matched the indexed question "the pain is on the outside of
 # my knee, is that runner's knee?" and was answered with ITB syndrome (outer side). An indexed
-# question placing the pain elsewhere than the message does no longer matches. The first two were
-# answered from ITB syndrome before; pain on the outside still is.
+# question placing the pain elsewhere than the message does no longer matches; aching kneecaps
+# place it at the front. The first four were answered from ITB syndrome before; pain on the outside
+# still is.
 @pytest.mark.parametrize("message, itb", [
     ("my knee hurts at the front when I walk downhill. could it be runner's knee?", False),
     ("Sore at the front of my knee after long runs, especially on descents. Is that runner's knee?", False),
+    ("I've started jogging to lose weight. Now my kneecaps ache going down the stairs afterwards. Is this runner's knee?", False),
+    ("Took up running in January. My kneecaps ache on the way down hills. Is it runner's knee?", False),
     ("the pain is on the outside of my knee when I run downhill, is that runner's knee?", True),
 ])
 def test_an_indexed_question_about_pain_elsewhere_does_not_lead(assistant, message, itb):
