@@ -111,16 +111,19 @@ class Composer:
         return terms, weight, sum(weight.values()) or 1.0
 
     def candidates(self, question: str, q: np.ndarray, passages: list[Passage],
-                   avoid: re.Pattern | None = None, urgent_ok: bool = False) -> dict[int, list[Candidate]]:
+                   avoid: re.Pattern | None = None, urgent_ok: bool = False, asked: str | None = None) -> dict[int, list[Candidate]]:
         """Every sentence of every passage, scored against the question, by passage rank; `avoid`:
         sentences it matches are left out (pain placed on another side of the knee); sentences that
         send the reader to emergency or same-day care are left out unless the question asks about
-        urgency or `urgent_ok` (the message names a sign of the red-flag table)."""
+        urgency or `urgent_ok` (the message names a sign of the red-flag table). `asked`: the
+        question as asked, without the story `question` may hold: what it asks about urgency
+        (session 16: "Doctor reckons it's runner's knee but I cycle. Is that even possible?" got a
+        sentence on a blood clot in the calf, "doctor" of its story read as asking whom to see)."""
         terms, weight, total = self._weights(question)
         banks = self.index.banks_for([p.key for p in passages])
         out: dict[int, list[Candidate]] = {}
         seen: set[str] = set()
-        urgency_asked = urgent_ok or bool(_ASKS_ABOUT_URGENCY.search(question))
+        urgency_asked = urgent_ok or bool(_ASKS_ABOUT_URGENCY.search(question if asked is None else asked))
         mapped = q if self.adapter is None else self.adapter.apply(q)
         for rank, p in enumerate(passages):
             bank = banks.get(p.key)
@@ -145,10 +148,11 @@ class Composer:
     # -- choosing ---------------------------------------------------------------------------
 
     def compose_one(self, question: str, q: np.ndarray, passages: list[Passage], floor: float,
-                    max_words: int | None = None, avoid: re.Pattern | None = None, urgent_ok: bool = False) -> Composed | None:
+                    max_words: int | None = None, avoid: re.Pattern | None = None, urgent_ok: bool = False,
+                    asked: str | None = None) -> Composed | None:
         s = self.settings
         max_words = max_words or s.max_words
-        by_passage = self.candidates(question, q, passages, avoid, urgent_ok)
+        by_passage = self.candidates(question, q, passages, avoid, urgent_ok, asked)
         if not by_passage:
             return None
         best_overall = max(c.score for cs in by_passage.values() for c in cs)
@@ -290,14 +294,14 @@ class Composer:
             # Sentences on urgent care are a last resort for a question that does not ask about
             # urgency: used only when nothing else answers it.
             done: list[Composed | None] = []
-            for question, q, passages, topic in parts:
+            for i, (question, q, passages, topic) in enumerate(parts):
                 # A later question is answered with what earlier paragraphs have not said: composed
                 # on its own it often chose the sentences the first paragraph already holds (two
                 # questions about one walk-run plan), and the repeat was then dropped, leaving the
                 # second question unanswered.
                 said = {text for c in done if c is not None for text, _ in c.sentences}
                 av = _AnyOf(avoid, said) if said else avoid
-                done.append(self.compose_one(question, q, passages, self.floor(*topic), max_words, av, urgent_ok)
+                done.append(self.compose_one(question, q, passages, self.floor(*topic), max_words, av, urgent_ok, asked[i])
                             or (None if urgent_ok else self.compose_one(question, q, passages, self.floor(*topic), max_words, av, True)))
             # Each kept with the question it answers: nothing kept is abstaining, never an empty answer.
             return [(i, c) for i, c in enumerate(done) if c is not None and c.sentences]

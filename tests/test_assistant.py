@@ -1049,3 +1049,17 @@ def test_an_indexed_question_about_pain_elsewhere_does_not_lead(assistant, messa
     answer = assistant.invoke({"question": message, "history": []})
     assert answer.behavior == "answer", answer.answer
     assert ("ITB" in answer.citations[0].section) is itb, (message, [c.section for c in answer.citations])
+
+
+# Session 16: the story's "doctor" read as asking whom to see let same-day and emergency sentences
+# into an answer to "is that possible?" (a blood clot in the calf; a swelling after an injury).
+# What asks about urgency is the question as asked. Both of these got such a sentence before.
+@pytest.mark.parametrize("message", [
+    "Doctor reckons it's runner's knee but I cycle, I don't run. Is that even possible, and will it go away?",
+    "My doctor says it's runner's knee, but I only swim. Is that possible?",
+])
+def test_a_doctor_in_the_story_does_not_bring_urgent_care_sentences(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert not any("same day" in c.section.lower() or "emergency" in c.section.lower() for c in answer.citations), (
+        [c.section for c in answer.citations])
