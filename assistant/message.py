@@ -57,8 +57,10 @@ _REQUEST = re.compile(
 _FACT_WORDS = vocabulary()["story_facts"]  # assistant/vocabulary.yaml
 _KNEE_WORLD = vocabulary()["knee_world"]
 _NAMES_THE_KNEE = vocabulary()["knee"]
-# What a question asks about when its story names only the knee (`read_message`).
-STORY_SUBJECT = "(runner's knee)"
+# What a question that does not name what it asks about is about, in a runner's-knee chat: added to
+# a question whose subject is only a pronoun (assistant/pipeline.py, `search_texts`) and to a short
+# question whose story names only the knee (`read_message`).
+KNEE_SUBJECT = "(runner's knee)"
 _SPELL_OUT = vocabulary().spell_out  # abbreviations the embedding model does not know
 _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
@@ -200,7 +202,7 @@ def read_message(text: str) -> ReadMessage:
             # knee, as a pronoun-only question does (assistant/pipeline.py, `search_texts`). Alone
             # it matched nothing and was declined. A question that says what it asks ("what
             # should I eat the night before a race?") is left to the relevance floor.
-            extra = [STORY_SUBJECT]
+            extra = [KNEE_SUBJECT]
         query = " ".join([q] + extra) if needs_facts and extra else q
         asked.append(Asked(_SPELL_OUT(q), _SPELL_OUT(query)))
     return ReadMessage(asked, facts, max(0, len(told or questions) - len(chosen)), story)

@@ -18,7 +18,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.language import english_share
-from assistant.message import read_message, says_what_it_asks
+from assistant.message import KNEE_SUBJECT, read_message, says_what_it_asks
 from assistant.redflags import CONTEXT_CONCEPTS
 from assistant.retrieve import NAMED_AS_INDEXED as named_as_indexed, HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
@@ -245,14 +245,14 @@ def search_texts(asked, earlier: list[str], turns: int, follow_up: bool = False)
     # something else ("how do I run a faster marathon?") is not: it names its subject, and the
     # composer's off-topic floor judges it as asked.
     if query == plain and needs_subject(query):
-        query = f"{query} (runner's knee)"
+        query = f"{query} {KNEE_SUBJECT}"
     # The question index is matched with the question as asked, or, when it says little without
     # its story ("what should I do?"), with the story's facts too: alone it matched the index's
     # "what should I do?" entries whatever the story was.
     if asked.query != asked.question:
         index_text = plain
     else:
-        index_text = f"{asked.question} (runner's knee)" if needs_subject(asked.question) else asked.question
+        index_text = f"{asked.question} {KNEE_SUBJECT}" if needs_subject(asked.question) else asked.question
     return query, index_text
 
 
@@ -420,7 +420,8 @@ class Assistant(Runnable[dict, Answer]):
             # into triage's pass (they are wasted only when triage escalates).
             read = read_message(text)
             searches = [search_texts(asked, earlier, s.history_turns) for asked in read.asked]
-            vectors.expect([t for pair in searches for t in pair] + [named_as_indexed(index) for _, index in searches]
+            # (the question index is matched with the index text named as indexed, `_search_asked`)
+            vectors.expect([t for query, index in searches for t in (query, named_as_indexed(index))]
                            + [t for t in map(what_to_do_text, read.asked) if t])
         verdict = self.triage.check(triage_text(text), earlier, embed=vectors.many)
         timings["triage"] = (time.perf_counter() - t0) * 1000

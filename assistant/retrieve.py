@@ -51,8 +51,8 @@ PRELOAD_QUESTIONS = 5000
 
 # The condition named one way, as most indexed questions name it (assistant/vocabulary.yaml,
 # `condition_names`): both the asked question and the indexed ones are matched so.
-NAMED_AS_INDEXED = vocabulary().with_condition_name
 _VOCABULARY = vocabulary()
+NAMED_AS_INDEXED = _VOCABULARY.with_condition_name
 
 # Question words that the corpus says in other words: added to the lexical side of retrieval and
 # of sentence ranking.
