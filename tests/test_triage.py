@@ -1319,14 +1319,32 @@ SESSION_15_LOOKALIKES = [
     "smashing my head against a brick wall with this knee, nothing works. what else can I try?",
 ]
 
+# Session 17: a pain word is no row's cue. The coach's message raised child_limp_hip on "sore" (from
+# the row's "hip ~ sore"); its new phrasings passed before too, so they guard the rule, not the fix.
+SESSION_17_LOOKALIKES = [
+    "Coach here. One of my juniors, she's 15, has sore kneecaps after track sessions and on the stairs at school. "
+    "Do they have to stop running completely?",
+    "I coach an under-15 netball team and one girl, 13, says her kneecaps are sore after every training and going up "
+    "the steps at school. Should she rest?",
+    "My lad is 15, plays rugby, sore around both kneecaps after matches and on the bus ride home. Do kids get runner's knee?",
+]
+# ... and the sign a row adds to the pain still raises it.
+SESSION_17_WORDINGS = [
+    ("our daughter is 11, complains her hip is sore and now her knee hurts too", "child_limp_hip"),
+    ("teen son, achy thigh for 3 weeks and now his knee hurts when he runs", "child_limp_hip"),
+    ("my 12yo has an ache deep in her groin that goes down to her knee", "child_limp_hip"),
+    ("fell off my bike onto my knee, the kneecap is really tender when I press it and it hurts to walk", "injury_needs_xray"),
+    ("painful swollen calf on one side after surgery last week, knee's fine", "calf_clot"),
+]
 
-@pytest.mark.parametrize("message, row", NEW_WORDINGS + SESSION_14_WORDINGS + SESSION_15_WORDINGS)
+
+@pytest.mark.parametrize("message, row", NEW_WORDINGS + SESSION_14_WORDINGS + SESSION_15_WORDINGS + SESSION_17_WORDINGS)
 def test_new_wordings_raise_their_row(triage, embed, message, row):
     esc = check(triage, embed, message).escalation
     assert esc is not None and esc.rule == row and esc.level == TABLE.row(row).escalation_level, (message, esc and esc.rule)
 
 
-@pytest.mark.parametrize("message", NEW_LOOKALIKES + SESSION_14_LOOKALIKES + SESSION_15_LOOKALIKES)
+@pytest.mark.parametrize("message", NEW_LOOKALIKES + SESSION_14_LOOKALIKES + SESSION_15_LOOKALIKES + SESSION_17_LOOKALIKES)
 def test_new_lookalikes_raise_nothing(triage, embed, message):
     esc = check(triage, embed, message).escalation
     assert esc is None, (message, esc.rule)
