@@ -61,6 +61,14 @@ _NAMES_THE_KNEE = vocabulary()["knee"]
 # a question whose subject is only a pronoun (assistant/pipeline.py, `search_texts`) and to a short
 # question whose story names only the knee (`read_message`).
 KNEE_SUBJECT = "(runner's knee)"
+# What a question asking what to do about it means, read as a question about runner's knee
+# (assistant/vocabulary.yaml `asks_what_to_do`).
+WHAT_TO_DO_READING = "what can I do about my runner's knee?"
+_ASKS_WHAT_TO_DO = vocabulary()["asks_what_to_do"]
+# "Anything else?" as the whole question. Not in `asks_what_to_do`, which is matched anywhere in a
+# question: "is there anything else I should be doing from the start to avoid it?" asks about
+# prevention, and read as what to do about runner's knee it got self-management (session 17).
+_ONLY_ANYTHING_ELSE = re.compile(r"^\W*(?:(?:is|are) there\s+)?anything else\W*$", re.I)
 _SPELL_OUT = vocabulary().spell_out  # abbreviations the embedding model does not know
 _CONTENT = re.compile(r"\b[a-z][a-z']{3,}\b", re.I)
 _STOP = frozenset(
@@ -204,6 +212,12 @@ def read_message(text: str) -> ReadMessage:
             # should I eat the night before a race?") is left to the relevance floor.
             extra = [KNEE_SUBJECT]
         query = " ".join([q] + extra) if needs_facts and extra else q
+        if extra == [KNEE_SUBJECT] and (_ASKS_WHAT_TO_DO.search(q) or _ONLY_ANYTHING_ELSE.match(q)):
+            # ... and when it asks what to do ("Ibuprofen isn't doing much for my knee. What else
+            # is there?", "The painkillers only take the edge off. Anything else?"), it is that
+            # question: "what else is there? (runner's knee)" matched the index's "what is
+            # runner's knee?" on the name (session 17).
+            query = WHAT_TO_DO_READING
         asked.append(Asked(_SPELL_OUT(q), _SPELL_OUT(query)))
     return ReadMessage(asked, facts, max(0, len(told or questions) - len(chosen)), story)
 

@@ -18,7 +18,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.language import english_share
-from assistant.message import KNEE_SUBJECT, read_message, says_what_it_asks
+from assistant.message import KNEE_SUBJECT, WHAT_TO_DO_READING, read_message, says_what_it_asks
 from assistant.redflags import CONTEXT_CONCEPTS
 from assistant.retrieve import NAMED_AS_INDEXED as named_as_indexed, HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
@@ -254,10 +254,6 @@ def search_texts(asked, earlier: list[str], turns: int, follow_up: bool = False)
     else:
         index_text = f"{asked.question} {KNEE_SUBJECT}" if needs_subject(asked.question) else asked.question
     return query, index_text
-
-
-# What a question asking what to do about it means, read as a question about runner's knee.
-WHAT_TO_DO_READING = "what can I do about my runner's knee?"
 
 
 def what_to_do_text(asked) -> str | None:

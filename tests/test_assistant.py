@@ -1015,6 +1015,20 @@ def test_a_short_question_after_a_medicine_story_is_answered_about_the_knee(assi
     assert_grounded(answer)
 
 
+# Session 17: ... and when that short question asks what to do or for anything else, it is read as
+# "what can I do about my runner's knee?": "what else is there? (runner's knee)" matched the
+# index's "what is runner's knee?". The first two led with what runner's knee is before.
+@pytest.mark.parametrize("message", [
+    "Ibuprofen isn't doing much for my knee. What else is there?",
+    "The painkillers only take the edge off my knee pain. Anything else?",
+    "Paracetamol does nothing for my runner's knee. Anything else?",
+])
+def test_what_else_after_a_medicine_story_is_what_to_do(assistant, message):
+    answer = assistant.invoke({"question": message, "history": []})
+    assert answer.behavior == "answer", answer.answer
+    assert "What can I do about runner's knee" in answer.citations[0].section, [c.section for c in answer.citations]
+
+
 # ... and a question that is only a judgement ("Good idea?", "Worth it?") after a story of a
 # medicine judges the medicine: the medicines refusal, with who can advise. Answered (or declined
 # as not covered) before. A judgement of other care is answered.
