@@ -312,7 +312,13 @@ def _facts(rest: list[str]) -> list[str]:
             # A medicine the story mentions ("my GP said take ibuprofen") is not what is asked: it
             # would pull the answer to the painkiller passages.
             if _MEDICATION.search(c.lower()):
-                continue
+                # ... but what the story does besides ("Ditched the painkillers and I'm going to
+                # run through the pain instead") is told in the part without it.
+                parts = [p for p in re.split(r"\s+(?:and|so)\s+", c) if not _MEDICATION.search(p.lower())]
+                if len(parts) != 1:
+                    continue
+                c, words = parts[0], parts[0].split()
+                hits = len(_FACT_WORDS.findall(c))
             if hits and 3 <= len(words) <= MAX_FACT_WORDS:
                 clauses.append((-hits, len(words), c.strip()))
     clauses.sort()

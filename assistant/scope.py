@@ -173,6 +173,22 @@ def _hurts_elsewhere(text: str) -> bool:
                for c in _CLAUSE.findall(text))
 
 
+# A story that stops its medicine ("Ditched the painkillers", "I've come off the naproxen"): what it
+# does instead, if that is no medicine, is what a bare judgement after it judges (session 17:
+# "Ditched the painkillers and I'm going to run through the pain instead. Sensible?" was refused
+# as a medicine question).
+_STOPS_A_MEDICINE = re.compile(
+    r"\b(?:ditch(?:ed|ing)?|stop(?:ped|ping)?|quit(?:ting)?|gave up|give up|giving up|came off|come off|coming off|binned|bin(?:ning)?"
+    r"|dropped|drop(?:ping)?|no more|done with|finished with|off)(?: (?:on|taking|using|the|my|all|those|these|that))*\s+$",
+    re.I)
+
+
+def _stops_its_medicine(text: str) -> bool:
+    """Each medicine the story names, it stops, and it names no medicine after the last one."""
+    found = list(_MEDICATION.finditer(text))
+    return bool(found) and all(_STOPS_A_MEDICINE.search(text[max(0, m.start() - 40): m.start()]) for m in found)
+
+
 def _other_care(text: str) -> bool:
     """The message names care other than a medicine (a brace, exercises, ice ...) that a bare
     judgement ("Good idea?") may be about. Running and the physio who suggested something are
@@ -198,8 +214,8 @@ def scope_refusal(text: str, asked: list[str] | None = None) -> str | None:
     if asked and _MEDICATION.search(text) and not _MEDICATION.search(questions) and (
         _CHANGES_A_DOSE.search(questions) or _TAKES_IT.search(questions)
         or (_USES_IT.search(questions) and not _OTHER_SUBJECT.search(text))
-        or (_JUDGES_IT.search(questions) and not _OTHER_SUBJECT.search(questions))
-        or (any(_ONLY_A_JUDGEMENT.search(q) for q in asked) and not _other_care(text))
+        or (_JUDGES_IT.search(questions) and not _OTHER_SUBJECT.search(questions) and not _stops_its_medicine(text))
+        or (any(_ONLY_A_JUDGEMENT.search(q) for q in asked) and not _other_care(text) and not _stops_its_medicine(text))
     ):
         return "medication"
     if _UNRELATED_TASK.search(questions):
