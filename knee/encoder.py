@@ -123,7 +123,12 @@ class SentenceEncoder:
         longest text changed the bits (~1e-7, the order of the sums) and so did batching only
         texts of equal length, at the cost of one pass per length (session 8: the 6-9 clauses
         triage embeds for a long message took 70-110 ms that way; 1,097 clauses of 52 long dev
-        messages took 20.5 s one length at a time and 12.5 s packed, bit-identical)."""
+        messages took 20.5 s one length at a time and 12.5 s packed, bit-identical). That holds
+        where the BLAS computes a row the same whatever the matrix's height (OpenBLAS's AVX-512
+        kernels); OpenBLAS's Haswell kernel on an AVX2-only CPU (session 17) rounds rows of a
+        partial block differently, so there a packed text's vector differs from its vector alone
+        in the last bits (below 1e-6, tests/test_encoder.py); the gold's fact recall and
+        behaviour there equal session 16's."""
         lengths = [len(x) for x in ids]
         bounds = np.cumsum([0, *lengths])
         tokens = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids])

@@ -18,6 +18,32 @@ TEXTS = [
 ]
 
 
+def blas_rows_are_stable() -> bool:
+    """Whether this machine's BLAS gives a row of a matrix product the same bits whatever the
+    matrix's height. OpenBLAS's AVX-512 kernels do (the machines of sessions 1-16); its Haswell
+    kernel on an AVX2-only AMD EPYC (session 17) does not: rows of a partial block of 12 (and of
+    each thread's share) go through another kernel and differ in the last bits (~1e-7)."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((384, 384)).astype(np.float32)
+    x = rng.standard_normal((100, 384)).astype(np.float32)
+    full = x @ w
+    return all(np.array_equal(x[:m] @ w, full[:m]) for m in (1, 5, 13, 37))
+
+
+# Packing texts shares only the position-wise arithmetic, so a text's vector may differ from its
+# vector alone only by the BLAS's rounding: never more than this (measured 3e-8 on session 17's
+# machine; a cosine threshold anywhere in the assistant is set to 1e-2 or coarser).
+PACKING_TOLERANCE = 1e-6
+
+
+def assert_same_vector(packed: np.ndarray, alone: np.ndarray, what) -> None:
+    """The same bits where the BLAS allows it (`blas_rows_are_stable`), else within rounding."""
+    if blas_rows_are_stable():
+        assert np.array_equal(packed, alone), what
+    else:
+        assert np.abs(packed - alone).max() < PACKING_TOLERANCE, what
+
+
 @pytest.fixture(scope="module")
 def reference(corpus_settings):
     from knee.store import get_embeddings
@@ -56,7 +82,7 @@ def test_a_texts_vector_is_the_same_bits_whatever_it_is_embedded_with(corpus_set
     same_length = [t for t in (f"my knee hurts when i run {w}" for w in ("uphill", "fast", "daily", "again")) if len(encoder.token_ids([t])[0]) == n]
     assert same_length, "no text of the same length to batch it with"
     for batch in ([text, *TEXTS], [*TEXTS, text], [*same_length, text], [text, *same_length, *TEXTS]):
-        assert np.array_equal(encoder.encode(batch)[batch.index(text)], alone), batch
+        assert_same_vector(encoder.encode(batch)[batch.index(text)], alone, batch)
 
 
 def test_every_text_of_a_long_pack_is_the_bits_it_has_alone(corpus_settings):
@@ -70,4 +96,4 @@ def test_every_text_of_a_long_pack_is_the_bits_it_has_alone(corpus_settings):
     assert sum(len(x) for x in encoder.token_ids(texts)) > PACK_TOKENS
     packed = encoder.encode(texts)
     for i, t in enumerate(texts):
-        assert np.array_equal(packed[i], encoder.encode([t])[0]), t
+        assert_same_vector(packed[i], encoder.encode([t])[0], t)
