@@ -1327,6 +1327,10 @@ SESSION_17_LOOKALIKES = [
     "I coach an under-15 netball team and one girl, 13, says her kneecaps are sore after every training and going up "
     "the steps at school. Should she rest?",
     "My lad is 15, plays rugby, sore around both kneecaps after matches and on the bus ride home. Do kids get runner's knee?",
+    # ... and a bump below the knee without pain at night is no red flag.
+    "I've got a bump below my kneecap from Osgood-Schlatter as a kid, no pain at night, just sore when I kneel",
+    "bumped my shin on a bench yesterday, there's a small lump below my knee, it aches a bit",
+    "I have a bump below my kneecap that's been there for years and doesn't hurt, but my kneecap aches on stairs",
 ]
 # ... and the sign a row adds to the pain still raises it.
 SESSION_17_WORDINGS = [
@@ -1335,6 +1339,13 @@ SESSION_17_WORDINGS = [
     ("my 12yo has an ache deep in her groin that goes down to her knee", "child_limp_hip"),
     ("fell off my bike onto my knee, the kneecap is really tender when I press it and it hurts to walk", "injury_needs_xray"),
     ("painful swollen calf on one side after surgery last week, knee's fine", "calf_clot"),
+    # A lump just below the knee, on the shin, with pain at night (a helper's set, session 17,
+    # and red-flag set K's first item were answered).
+    ("I have a lump on the inner side of my shin just below the knee, feels hard and attached to the bone, and it's "
+     "definitely bigger than it was in spring. It aches, especially at night.", "night_pain_systemic"),
+    ("there's a hard bump on my shin right under the knee that's grown over the summer, and it throbs at night",
+     "night_pain_systemic"),
+    ("Lump below my knee on the tibia, getting bigger, wakes me up at night. runner's knee?", "night_pain_systemic"),
 ]
 
 
