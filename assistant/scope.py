@@ -184,7 +184,8 @@ _STOPS_A_MEDICINE = re.compile(
 
 
 def _stops_its_medicine(text: str) -> bool:
-    """Each medicine the story names, it stops, and it names no medicine after the last one."""
+    """Every medicine the story names is one it stops ("ditched the painkillers"): a switch to
+    another ("stopped paracetamol and started ibuprofen instead") names one it does not stop."""
     found = list(_MEDICATION.finditer(text))
     return bool(found) and all(_STOPS_A_MEDICINE.search(text[max(0, m.start() - 40): m.start()]) for m in found)
 
