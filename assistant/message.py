@@ -64,7 +64,7 @@ KNEE_SUBJECT = "(runner's knee)"
 # What a question asking what to do about it means, read as a question about runner's knee
 # (assistant/vocabulary.yaml `asks_what_to_do`).
 WHAT_TO_DO_READING = "what can I do about my runner's knee?"
-_ASKS_WHAT_TO_DO = vocabulary()["asks_what_to_do"]
+ASKS_WHAT_TO_DO = vocabulary()["asks_what_to_do"]
 # "Anything else?" as the whole question. Not in `asks_what_to_do`, which is matched anywhere in a
 # question: "is there anything else I should be doing from the start to avoid it?" asks about
 # prevention, and read as what to do about runner's knee it got self-management (session 17).
@@ -212,7 +212,7 @@ def read_message(text: str) -> ReadMessage:
             # should I eat the night before a race?") is left to the relevance floor.
             extra = [KNEE_SUBJECT]
         query = " ".join([q] + extra) if needs_facts and extra else q
-        if extra == [KNEE_SUBJECT] and (_ASKS_WHAT_TO_DO.search(q) or _ONLY_ANYTHING_ELSE.match(q)):
+        if extra == [KNEE_SUBJECT] and (ASKS_WHAT_TO_DO.search(q) or _ONLY_ANYTHING_ELSE.match(q)):
             # ... and when it asks what to do ("Ibuprofen isn't doing much for my knee. What else
             # is there?", "The painkillers only take the edge off. Anything else?"), it is that
             # question: "what else is there? (runner's knee)" matched the index's "what is

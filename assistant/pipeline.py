@@ -18,7 +18,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from assistant.compose import ABSTAIN_TEXT, Composer
 from assistant.language import english_share
-from assistant.message import KNEE_SUBJECT, WHAT_TO_DO_READING, read_message, says_what_it_asks
+from assistant.message import ASKS_WHAT_TO_DO, KNEE_SUBJECT, WHAT_TO_DO_READING, read_message, says_what_it_asks
 from assistant.redflags import CONTEXT_CONCEPTS
 from assistant.retrieve import NAMED_AS_INDEXED as named_as_indexed, HybridRetriever, KnowledgeIndex
 from assistant.scope import REFUSALS, scope_refusal
@@ -232,9 +232,6 @@ def needs_subject(question: str) -> bool:
             and len(content_words(question)) <= SUBJECT_WORDS)
 
 
-_ASKS_WHAT_TO_DO = vocabulary()["asks_what_to_do"]
-
-
 def search_texts(asked, earlier: list[str], turns: int, follow_up: bool = False) -> tuple[str, str]:
     """(the retrieval query, the text matched against the question index) for one question;
     `follow_up`: read it with the earlier turns whether or not it looks like a follow-up."""
@@ -269,7 +266,7 @@ def what_to_do_text(asked) -> str | None:
     knee)" as the second reading (413; "Now what?" then matched "what is runner's knee?"), and it
     alone, the story left out of the index match (416, but an Osgood-Schlatter story was then
     answered with runner's knee self-management)."""
-    if asked.query == asked.question or not _ASKS_WHAT_TO_DO.search(asked.question):
+    if asked.query == asked.question or not ASKS_WHAT_TO_DO.search(asked.question):
         return None
     return WHAT_TO_DO_READING
 

@@ -68,7 +68,8 @@ _PLAIN_WORDS = frozenset(
 # cue check on "sore", from its "hip ~ sore" phrase, and raised the urgent reply, session 15). The
 # sign a row adds to pain (a limp, a hip, the chest, the night, a fever) is its cue.
 _PAIN_WORDS = frozenset("pain pains painful sore tender hurt hurts hurting ache aches aching achy sharp".split())
-_PAIN_PREFIXES = ("pain", "hurt", "ach", "sore")
+_PAIN_PREFIXES = frozenset(("pain", "hurt", "ach", "sore"))
+_NOT_CUES = _PLAIN_WORDS | _PAIN_WORDS
 # A clause the learned detector scores has at least this many words ("and i nodded like i knew" is
 # already too vague; shorter fragments are noise).
 MIN_UNIT_WORDS = 4
@@ -213,9 +214,8 @@ class Triage:
                 for name in (c for c in line if c not in CONTEXT_CONCEPTS):
                     for p in self.table.concepts[name].phrases:
                         cues += [w for w in re.split(r"[\s\[\]()|/~]+", p.lower()) if w]
-        words = frozenset(c for c in cues if not c.endswith("*") and c not in _PLAIN_WORDS | _PAIN_WORDS
-                          and not c.startswith("{"))
-        prefixes = tuple(sorted({c[:-1] for c in cues if c.endswith("*") and len(c) > 3} - set(_PAIN_PREFIXES)))
+        words = frozenset(c for c in cues if not c.endswith("*") and c not in _NOT_CUES and not c.startswith("{"))
+        prefixes = tuple(sorted({c[:-1] for c in cues if c.endswith("*") and len(c) > 3} - _PAIN_PREFIXES))
         return words, prefixes
 
     def _excepted(self, row: Row, unit: str) -> bool:
